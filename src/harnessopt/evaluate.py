@@ -1,0 +1,289 @@
+"""Evaluate a harness on a set of tasks: cache lookup, sandboxed rollouts, scoring, traces, ledger.
+
+`Evaluator` is the reusable piece (the optimizer calls it for spot-checks and full evaluations);
+`evaluate()` is the one-call public API behind `harnessopt eval`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import platform
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from harnessopt.benchmark import Benchmark, load_benchmark  # noqa: E402
+from harnessopt.errors import UsageError  # noqa: E402
+from harnessopt.harness import HarnessFile, load_harness  # noqa: E402
+from harnessopt.llm import LOCAL_MODEL, Gateway, LLMError  # noqa: E402
+from harnessopt.records import (  # noqa: E402
+    EvalResult,
+    Example,
+    LabelledTask,
+    ModelCall,
+    ModelParams,
+    RolloutError,
+    RolloutTrace,
+    SplitName,
+    TaskResult,
+    ToolCall,
+    Usage,
+)
+from harnessopt.runner import Executor, LocalProcessExecutor, RolloutJob  # noqa: E402
+from harnessopt.stats import mean_ci  # noqa: E402
+from harnessopt.store import CandidateMeta, LedgerRow, RunStore, safe_name  # noqa: E402
+from harnessopt.tools import ToolRegistry, default_tools  # noqa: E402
+
+DEFAULT_MAX_TOKENS = 256
+ProgressFn = Callable[[RolloutTrace], None]
+
+
+class GatewayBroker:
+    """Serves a rollout's model and tool calls through the gateway and tool registry."""
+
+    def __init__(self, gateway: Gateway, tools: ToolRegistry, benchmark: Benchmark):
+        self.gateway = gateway
+        self.tools = tools
+        self.benchmark = benchmark
+        self._examples: list[Example] | None = None
+
+    def examples(self, key: str) -> tuple[list[Example], list[str] | None]:
+        if self._examples is None:
+            self._examples = self.benchmark.examples()
+        return self._examples, self.benchmark.labels
+
+    async def model_call(self, job: RolloutJob, kind: str, args: dict[str, Any]) -> ModelCall:
+        asked = dict(args.get("params") or {})
+        response_format = asked.pop("response_format", None)
+        params = merge_params(job.params, asked)
+        call = ModelCall(
+            kind="chat" if kind == "chat" else "complete",
+            model=job.model,
+            messages=args.get("messages") if kind == "chat" else None,
+            prompt=args.get("prompt") if kind == "complete" else None,
+            params=params,
+            started_at=time.time(),
+        )
+        try:
+            if kind == "chat":
+                response = await self.gateway.chat(job.model, list(args.get("messages") or []), params,
+                                                   response_format=response_format)
+            else:
+                response = await self.gateway.complete(job.model, str(args.get("prompt", "")), params,
+                                                       response_format=response_format)
+        except LLMError as exc:
+            call.error = str(exc)
+            call.latency_s = time.time() - call.started_at
+            return call
+        call.response = response.text
+        call.prompt_tokens = response.prompt_tokens
+        call.completion_tokens = response.completion_tokens
+        call.latency_s = response.latency_s
+        call.cost_usd = response.cost_usd
+        return call
+
+    async def tool_call(self, job: RolloutJob, name: str, args: dict[str, Any]) -> ToolCall:
+        started = time.perf_counter()
+        record = ToolCall(name=name, args=args)
+        try:
+            record.result = await self.tools.call(name, args)
+        except Exception as exc:  # noqa: BLE001 - any tool failure is reported to the harness
+            record.error = f"{type(exc).__name__}: {exc}"
+        record.latency_s = time.perf_counter() - started
+        return record
+
+
+def merge_params(defaults: ModelParams, asked: dict[str, Any]) -> ModelParams:
+    """The harness's own parameters win; the run's defaults (seed per trial, max_tokens) fill gaps."""
+    merged = defaults.model_dump(exclude_none=True, exclude={"extra"})
+    merged.update({k: v for k, v in asked.items() if v is not None})
+    return ModelParams.model_validate(merged)
+
+
+def rollout_cache_key(*, harness_hash: str, benchmark: str, task: LabelledTask, trial: int,
+                      model: str, params: ModelParams) -> str:
+    identity = {
+        "harness": harness_hash, "benchmark": benchmark, "task": task.id,
+        "input": hashlib.sha256(task.input.encode()).hexdigest(), "trial": trial, "model": model,
+        "params": params.model_dump(mode="json"),
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+class Evaluator:
+    """Runs harnesses on tasks for one run directory, reusing every rollout already on disk."""
+
+    def __init__(self, benchmark: Benchmark, store: RunStore, *, model: str = LOCAL_MODEL,
+                 params: ModelParams | None = None, gateway: Gateway | None = None,
+                 executor: Executor | None = None, tools: ToolRegistry | None = None,
+                 concurrency: int = 2, timeout_s: float = 60.0, memory_mb: int = 2048):
+        self.benchmark = benchmark
+        self.store = store
+        self.model = model
+        self.params = params or ModelParams(temperature=0.0, max_tokens=DEFAULT_MAX_TOKENS, seed=0)
+        self.gateway = gateway or Gateway()
+        self.executor = executor or LocalProcessExecutor(concurrency, memory_mb=memory_mb)
+        self.broker = GatewayBroker(self.gateway, tools or default_tools(), benchmark)
+        self.concurrency = concurrency
+        self.timeout_s = timeout_s
+
+    def register_candidate(self, harness: HarnessFile, candidate_id: str, **meta: Any) -> None:
+        if not self.store.has_candidate(candidate_id):
+            self.store.add_candidate(
+                harness.source, CandidateMeta(id=candidate_id, harness_hash=harness.hash, **meta)
+            )
+
+    def trial_params(self, trial: int) -> ModelParams:
+        base_seed = self.params.seed or 0
+        return self.params.model_copy(update={"seed": base_seed + trial})
+
+    async def evaluate(self, harness: HarnessFile, candidate_id: str, tasks: list[LabelledTask], *,
+                       trials: int = 1, split: SplitName, kind: str = "eval", iteration: int = 0,
+                       parent: str = "", note: str = "", progress: ProgressFn | None = None) -> EvalResult:
+        started = time.time()
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(task: LabelledTask, trial: int) -> RolloutTrace:
+            async with gate:
+                trace = await self.rollout(harness, candidate_id, task, trial, split)
+            if progress:
+                progress(trace)
+            return trace
+
+        traces = await asyncio.gather(*(one(t, k) for t in tasks for k in range(trials)))
+        result = summarize(
+            traces, tasks, run_dir=str(self.store.path), candidate_id=candidate_id, harness=harness,
+            benchmark=self.benchmark.name, split=split, model=self.model, trials=trials,
+            wall_s=time.time() - started,
+        )
+        self.store.append_ledger(LedgerRow(
+            iter=iteration, candidate=candidate_id, parent=parent, kind=kind, split=split,
+            n_tasks=len(tasks), trials=trials, score=result.score, tokens=result.usage.tokens,
+            cost_usd=result.usage.cost_usd, status=f"{result.n_errors} errors" if result.n_errors else "ok",
+            note=note,
+        ))
+        return result
+
+    async def rollout(self, harness: HarnessFile, candidate_id: str, task: LabelledTask, trial: int,
+                      split: SplitName) -> RolloutTrace:
+        params = self.trial_params(trial)
+        key = rollout_cache_key(harness_hash=harness.hash, benchmark=self.benchmark.fingerprint,
+                                task=task, trial=trial, model=self.model, params=params)
+        cached = self.store.cached(key)
+        if cached is not None:
+            if cached.candidate_id == candidate_id:
+                return cached
+            # Same code, task, trial, model and params under another candidate: copy, never re-pay.
+            copy = cached.model_copy(update={"candidate_id": candidate_id, "reused_from": cached.candidate_id})
+            self.store.write_rollout(copy)
+            return copy
+        job = RolloutJob(
+            job_id=uuid.uuid4().hex, candidate_id=candidate_id, harness_source=harness.source,
+            harness_path=harness.path, harness_hash=harness.hash, task=task.public(), trial=trial,
+            model=self.model, params=params, timeout_s=self.timeout_s,
+            examples_key=self.benchmark.fingerprint,
+        )
+        outcome = await self.executor.run(job, self.broker)
+        trace = RolloutTrace(
+            cache_key=key, candidate_id=candidate_id, task_id=task.id, task_input=task.input,
+            task_extra=task.extra, trial=trial, split=split, harness_hash=harness.hash,
+            model=self.model, params=params, **outcome.model_dump(exclude={"usage"}),
+            usage=outcome.usage,
+        )
+        if outcome.status == "ok" and outcome.answer is not None:
+            try:
+                score = await asyncio.to_thread(self.benchmark.score, task, outcome.answer)
+                trace.score, trace.explanation = score.value, score.explanation
+            except Exception as exc:  # noqa: BLE001 - a scorer crash is recorded, not fatal
+                trace.status = "error"
+                trace.error = RolloutError(type="ScorerError", message=f"{type(exc).__name__}: {exc}")
+        else:
+            trace.explanation = f"no answer: {trace.error.type if trace.error else 'unknown'}"
+        self.store.write_rollout(trace)
+        return trace
+
+    async def close(self) -> None:
+        await self.executor.close()
+
+
+def summarize(traces: list[RolloutTrace], tasks: list[LabelledTask], *, run_dir: str, candidate_id: str,
+              harness: HarnessFile, benchmark: str, split: SplitName, model: str, trials: int,
+              wall_s: float) -> EvalResult:
+    by_task: dict[str, TaskResult] = {t.id: TaskResult(task_id=t.id, scores=[]) for t in tasks}
+    usage = Usage()
+    for trace in traces:
+        result = by_task[trace.task_id]
+        result.scores.append(trace.score)
+        result.errors += int(trace.status != "ok")
+        if trace.reused_from is None:
+            usage.add(trace.usage)
+    score, low, high = mean_ci([r.mean for r in by_task.values()])
+    return EvalResult(
+        run_dir=run_dir, candidate_id=candidate_id, harness_path=harness.path, harness_hash=harness.hash,
+        benchmark=benchmark, split=split, model=model, n_tasks=len(tasks), trials=trials,
+        score=score, ci_low=low, ci_high=high, n_rollouts=len(traces),
+        n_errors=sum(t.status == "error" for t in traces),
+        n_timeouts=sum(t.status == "timeout" for t in traces),
+        n_cached=sum(t.reused_from is not None for t in traces),
+        usage=usage, wall_s=wall_s, tasks=list(by_task.values()),
+    )
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("harnessopt", "litellm", "pydantic", "datasets", "llama-cpp-python"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+async def evaluate_async(harness: str | Path | HarnessFile, benchmark: str | Path | Benchmark, *,
+                         split: SplitName = "test", limit: int | None = None, trials: int = 1,
+                         task_model: str = LOCAL_MODEL, concurrency: int = 2, out: str | Path = "traces",
+                         data: str | Path | None = None, seed: int = 0, temperature: float = 0.0,
+                         max_tokens: int = DEFAULT_MAX_TOKENS, timeout_s: float = 60.0,
+                         memory_mb: int = 2048, run_id: str | None = None,
+                         progress: ProgressFn | None = None, gateway: Gateway | None = None) -> EvalResult:
+    """Evaluate one harness on one split. Inputs are checked before any run directory is made."""
+    if trials < 1:
+        raise UsageError(f"trials must be at least 1, got {trials}")
+    if limit is not None and limit < 1:
+        raise UsageError(f"limit must be at least 1, got {limit}")
+    harness_file = harness if isinstance(harness, HarnessFile) else load_harness(harness)
+    bench = benchmark if isinstance(benchmark, Benchmark) else load_benchmark(str(benchmark), data=data, seed=seed)
+    tasks = bench.tasks(split, limit=limit)
+    if not tasks:
+        raise UsageError(f"benchmark {bench.name!r} has no tasks in split {split!r}")
+    params = ModelParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
+    store = RunStore.create(out, {
+        "kind": "eval", "harness": harness_file.path, "harness_hash": harness_file.hash,
+        "benchmark": bench.name, "benchmark_fingerprint": bench.fingerprint, "split": split,
+        "limit": limit, "trials": trials, "task_model": task_model, "params": params.model_dump(),
+        "concurrency": concurrency, "timeout_s": timeout_s, "seed": seed, "versions": package_versions(),
+    }, run_id=run_id, label=f"eval-{bench.name}")
+    candidate_id = safe_name(Path(harness_file.path).stem)
+    evaluator = Evaluator(bench, store, model=task_model, params=params, gateway=gateway,
+                          concurrency=concurrency, timeout_s=timeout_s, memory_mb=memory_mb)
+    evaluator.register_candidate(harness_file, candidate_id, origin=harness_file.path)
+    try:
+        result = await evaluator.evaluate(harness_file, candidate_id, tasks, trials=trials, split=split,
+                                          kind="eval", progress=progress)
+    finally:
+        await evaluator.close()
+    store.update_info(result=result.model_dump(exclude={"tasks"}))
+    return result
+
+
+def evaluate(harness: str | Path | HarnessFile, benchmark: str | Path | Benchmark, **kwargs: Any) -> EvalResult:
+    """Synchronous `evaluate_async`: evaluate a harness file on a benchmark split."""
+    return asyncio.run(evaluate_async(harness, benchmark, **kwargs))
