@@ -1,0 +1,240 @@
+"""Run untrusted Python in a limited subprocess.
+
+This is a *best-effort process sandbox*, not a security boundary. It keeps honest mistakes and
+model-written code from hurting the parent (runaway loops, huge allocations, fork storms, giant
+outputs, stray files, leaked API keys), but code that sets out to escape can: it runs as the same
+user, can read whatever that user can read and can open network connections. Run harnessopt in a
+container or VM if you execute code you must not trust.
+
+What one call does:
+
+* a fresh temporary working directory (also ``HOME`` and ``TMPDIR``), removed afterwards;
+* ``sys.executable -E -s main.py``: environment variables such as ``PYTHONPATH`` are ignored and
+  the user site directory is skipped, but the interpreter's site-packages stay importable (a
+  python tool may want numpy) and the working directory is importable, so ``files`` can hold
+  helper modules. (``-I`` would also hide the working directory; ``-S`` would hide site-packages.)
+* an environment built from a small allow-list (``PATH``, locale, ``TZ``) plus single-thread
+  settings for numeric libraries: no API keys, no tokens, no secrets from the parent;
+* resource limits set in the child (by a small launcher that calls ``setrlimit`` and then
+  ``exec``s the interpreter; no ``preexec_fn``, which is unsafe when the parent has threads):
+  address space (``memory_mb``), CPU seconds, largest file written, number of processes, no
+  core dumps;
+* its own session / process group, killed as a whole (SIGKILL) on timeout;
+* stdout and stderr drained concurrently and capped (the excess is counted and dropped, so a
+  ``while True: print()`` cannot exhaust the parent's memory).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path, PurePosixPath
+
+from pydantic import Field
+
+from harnessopt.records import Record
+
+__all__ = ["ExecResult", "run_python", "OUTPUT_CAP_BYTES"]
+
+OUTPUT_CAP_BYTES = 64 * 1024
+FILE_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
+MAX_PROCESSES = 256
+ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
+_CHUNK = 8192
+
+
+class ExecResult(Record):
+    """Outcome of one sandboxed run. ``exit_code`` is negative when a signal ended the child."""
+
+    exit_code: int
+    stdout: str = ""
+    stderr: str = ""
+    timed_out: bool = False
+    wall_s: float = Field(default=0.0, ge=0.0)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+
+def _child_env(workdir: str) -> dict[str, str]:
+    env = {k: os.environ[k] for k in ENV_ALLOW if k in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.setdefault("LANG", "C.UTF-8")
+    env.update(
+        HOME=workdir,
+        TMPDIR=workdir,
+        PYTHONIOENCODING="utf-8",
+        PYTHONDONTWRITEBYTECODE="1",
+        # Numeric libraries spawn one thread per core and reserve memory per thread; under an
+        # address-space limit that alone can make `import numpy` fail.
+        OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+    )
+    return env
+
+
+# Limits are set by a tiny launcher that then exec()s the real interpreter, rather than by a
+# `preexec_fn`: Python code between fork and exec can deadlock when the parent has threads (the
+# evaluator scores answers from worker threads), while fork+exec alone is safe.
+_LAUNCHER = """\
+import os, resource, sys
+def lim(which, value):
+    try:
+        hard = resource.getrlimit(which)[1]
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(which, (value, value))
+    except (ValueError, OSError):
+        pass
+mem, cpu, fsize, nproc = (int(x) for x in sys.argv[1:5])
+if mem > 0:
+    lim(resource.RLIMIT_AS, mem)
+lim(resource.RLIMIT_CPU, cpu)
+lim(resource.RLIMIT_FSIZE, fsize)
+lim(resource.RLIMIT_CORE, 0)
+if hasattr(resource, "RLIMIT_NPROC"):
+    lim(resource.RLIMIT_NPROC, nproc)
+os.execv(sys.executable, [sys.executable, "-E", "-s", "main.py"])
+"""
+
+
+def _command(memory_mb: int, cpu_s: int) -> list[str]:
+    limits = [memory_mb * 1024 * 1024, cpu_s, FILE_SIZE_LIMIT_BYTES, MAX_PROCESSES]
+    return [sys.executable, "-E", "-s", "-c", _LAUNCHER, *map(str, limits)]
+
+
+class _Drain(threading.Thread):
+    """Reads a pipe to EOF, keeping the first ``cap`` bytes and counting the rest."""
+
+    def __init__(self, pipe, cap: int) -> None:
+        super().__init__(daemon=True)
+        self.pipe, self.cap = pipe, cap
+        self.buf = bytearray()
+        self.dropped = 0
+
+    def run(self) -> None:
+        try:
+            read = getattr(self.pipe, "read1", self.pipe.read)
+            while chunk := read(_CHUNK):
+                room = self.cap - len(self.buf)
+                if room > 0:
+                    self.buf += chunk[:room]
+                self.dropped += max(0, len(chunk) - max(room, 0))
+        except (OSError, ValueError):
+            pass
+
+    def text(self) -> str:
+        out = self.buf.decode("utf-8", errors="replace")
+        if self.dropped:
+            out += f"\n[... output truncated: {self.dropped} more bytes dropped ...]\n"
+        return out
+
+
+def _write_files(workdir: Path, files: dict[str, str]) -> None:
+    for name, content in files.items():
+        rel = PurePosixPath(name)
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            raise ValueError(f"sandbox file name must be a relative path inside the work dir: {name!r}")
+        dest = workdir.joinpath(*rel.parts)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(content, encoding="utf-8")
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.kill()
+    except ProcessLookupError:
+        pass
+
+
+def run_python(
+    code: str,
+    *,
+    timeout_s: float = 10,
+    memory_mb: int = 1024,
+    stdin: str | None = None,
+    files: dict[str, str] | None = None,
+    output_cap: int = OUTPUT_CAP_BYTES,
+) -> ExecResult:
+    """Run ``code`` as ``main.py`` in a fresh temp dir under limits; see the module docstring.
+
+    ``files`` maps relative paths to text content written into the working directory first.
+    ``timeout_s`` is wall-clock; the CPU limit is set slightly above it. ``memory_mb`` limits the
+    address space (0 disables the limit). Never raises for anything the child does.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="harnessopt-sbx-"))
+    started = time.monotonic()
+    try:
+        _write_files(workdir, files or {})
+        (workdir / "main.py").write_text(code, encoding="utf-8")
+        cpu_s = max(1, math.ceil(timeout_s) + 1)
+        try:
+            proc = subprocess.Popen(
+                _command(memory_mb, cpu_s),
+                cwd=workdir,
+                env=_child_env(str(workdir)),
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            return ExecResult(exit_code=-1, stderr=f"sandbox: could not start python: {exc}",
+                              wall_s=time.monotonic() - started)
+        out, err = _Drain(proc.stdout, output_cap), _Drain(proc.stderr, output_cap)
+        out.start()
+        err.start()
+        if stdin is not None:
+            def feed() -> None:
+                try:
+                    proc.stdin.write(stdin.encode("utf-8"))
+                except (BrokenPipeError, OSError, ValueError):
+                    pass
+                finally:
+                    try:
+                        proc.stdin.close()
+                    except OSError:
+                        pass
+
+            threading.Thread(target=feed, daemon=True).start()
+        timed_out = False
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        # Kill the whole group even after a normal exit: background children must not linger.
+        _kill_group(proc)
+        proc.wait()
+        out.join(timeout=2)
+        err.join(timeout=2)
+        for pipe in (proc.stdout, proc.stderr):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+        stderr = err.text()
+        if timed_out:
+            stderr += f"\n[sandbox: killed after timeout of {timeout_s:g}s]\n"
+        return ExecResult(
+            exit_code=proc.returncode if proc.returncode is not None else -1,
+            stdout=out.text(),
+            stderr=stderr,
+            timed_out=timed_out,
+            wall_s=round(time.monotonic() - started, 4),
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
