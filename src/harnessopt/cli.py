@@ -54,6 +54,38 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--out", default="traces", help="root folder of run directories (default: traces)")
     ev.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+
+    op = sub.add_parser("optimize", help="improve a harness with a meta-agent that reads traces")
+    op.add_argument("--harness", help="seed harness .py file")
+    op.add_argument("--benchmark", help="built-in name or spec .toml")
+    op.add_argument("--data", help="local data directory or file, instead of the benchmark's hub id")
+    op.add_argument("--task-model", default=LOCAL_MODEL, help="model that runs the harness (any litellm string)")
+    op.add_argument("--meta-model", default=LOCAL_MODEL, help="model that rewrites the harness (same as --task-model for a same-model pairing)")
+    op.add_argument("--feedback", default="traces", choices=["traces", "summary", "scores"], help="what the meta-agent sees of rollouts")
+    op.add_argument("--iterations", type=_positive_int, default=5)
+    op.add_argument("--max-rollouts", type=_positive_int, default=400, help="task rollouts for the whole search (spot-checks and full evaluations)")
+    op.add_argument("--max-task-tokens", type=_positive_int)
+    op.add_argument("--max-task-usd", type=_positive_float)
+    op.add_argument("--max-meta-tokens", type=_positive_int)
+    op.add_argument("--max-meta-usd", type=_positive_float)
+    op.add_argument("--max-wall-clock", type=_positive_float, help="seconds for the whole search")
+    op.add_argument("--eval-wall-clock", type=_positive_float, help="seconds per evaluation; cut and scored on what finished")
+    op.add_argument("--meta-steps", type=_positive_int, default=12, help="meta-agent actions per iteration")
+    op.add_argument("--trials", type=_positive_int, default=1)
+    op.add_argument("--search-limit", type=_positive_int, help="use the first N search-split tasks")
+    op.add_argument("--test-limit", type=_positive_int, help="use the first N test-split tasks for the final evaluation")
+    op.add_argument("--concurrency", type=_positive_int, default=2)
+    op.add_argument("--timeout", type=_positive_float, default=60.0, help="wall-clock seconds per rollout")
+    op.add_argument("--no-noise-rerun", action="store_true", help="skip rerunning the seed to measure the noise floor")
+    op.add_argument("--test-every-champion", action="store_true", help="also test every promoted champion (recorded, never shown)")
+    op.add_argument("--prompts-dir", help="directory of jinja2 templates overriding the meta prompts")
+    op.add_argument("--seed", type=int, default=0)
+    op.add_argument("--out", default="traces")
+    op.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run (all other options come from it)")
+    op.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    sh = sub.add_parser("show", help="print a run's ledger and champion lineage")
+    sh.add_argument("run_dir")
     return parser
 
 
@@ -113,11 +145,86 @@ def print_result_table(result) -> None:
         f"{result.usage.tokens:,}", f"{result.usage.cost_usd:.4f}", f"{result.wall_s:.1f}",
     )
     console = Console()
+    if not console.is_terminal:  # piped output: do not squeeze the table into 80 columns
+        console = Console(width=160)
     console.print(table)
     console.print(f"run directory: {result.run_dir}")
 
 
-COMMANDS = {"eval": cmd_eval}
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from harnessopt.budget import Budget
+    from harnessopt.errors import UsageError
+    from harnessopt.optimize import OptimizeConfig, optimize_async, print_progress
+
+    if args.resume:
+        result = asyncio.run(optimize_async(resume=args.resume, progress=print_progress))
+    else:
+        if not args.harness or not args.benchmark:
+            raise UsageError("optimize needs --harness FILE and --benchmark NAME (or --resume RUN_DIR)")
+        budget = Budget(
+            iterations=args.iterations, rollouts=args.max_rollouts, task_tokens=args.max_task_tokens,
+            task_usd=args.max_task_usd, meta_tokens=args.max_meta_tokens, meta_usd=args.max_meta_usd,
+            wall_clock_s=args.max_wall_clock, eval_wall_clock_s=args.eval_wall_clock,
+            meta_steps_per_iteration=args.meta_steps,
+        )
+        config = OptimizeConfig(
+            harness=args.harness, benchmark=args.benchmark, data=args.data, task_model=args.task_model,
+            meta_model=args.meta_model, feedback=args.feedback, budget=budget, seed=args.seed,
+            trials=args.trials, search_limit=args.search_limit, test_limit=args.test_limit,
+            concurrency=args.concurrency, timeout_s=args.timeout, measure_noise=not args.no_noise_rerun,
+            test_every_champion=args.test_every_champion, prompts_dir=args.prompts_dir, out=args.out,
+        )
+        result = asyncio.run(optimize_async(config, progress=print_progress))
+    if args.json:
+        print(result.model_dump_json(indent=2, exclude={"history", "champion_code"}))
+        return 0
+    print(f"seed      {result.seed_id}: search {result.seed_search:.3f}  test {result.seed_test.score:.3f} "
+          f"({result.seed_test.ci_low:.3f}-{result.seed_test.ci_high:.3f}, {result.seed_test.n_tasks} tasks)")
+    print(f"champion  {result.champion_id}: search {result.champion_search:.3f}  test {result.champion_test.score:.3f} "
+          f"({result.champion_test.ci_low:.3f}-{result.champion_test.ci_high:.3f})")
+    print(f"candidates {result.candidates}, promotions {len(result.promotions)}, stopped: {result.stop_reason}")
+    print(f"spend: {result.spend.rollouts} rollouts, task tokens {result.spend.task.tokens:,}, "
+          f"meta tokens {result.spend.meta.tokens:,}, ${result.spend.task.cost_usd + result.spend.meta.cost_usd:.4f}")
+    print(f"champion harness: {result.champion_path}")
+    print(f"run directory: {result.run_dir}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from harnessopt.store import RunStore
+
+    store = RunStore.open(args.run_dir)
+    console = Console() if Console().is_terminal else Console(width=160)
+    table = Table(title=f"ledger: {store.run_id}")
+    rows = store.ledger()
+    columns = ["iter", "candidate", "parent", "kind", "split", "n_tasks", "trials", "score", "tokens", "cost_usd", "status", "note"]
+    for c in columns:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*(r.get(c, "") for c in columns))
+    console.print(table)
+    events = store.events()
+    promoted = [e for e in events if e.get("kind") == "promoted"]
+    metas = {m.id: m for m in store.candidates()}
+    champion = promoted[-1]["candidate"] if promoted else (next(iter(metas), "") if metas else "")
+    console.print(f"champion: {champion or '-'}")
+    lineage = []
+    cid = champion
+    while cid and cid in metas:
+        lineage.append(cid)
+        cid = metas[cid].parent
+    for cid in reversed(lineage):
+        m = metas[cid]
+        console.print(f"  {cid} <- {m.parent or 'seed'}: {m.hypothesis[:120]}")
+    for e in promoted:
+        console.print(f"  promoted {e['candidate']} (iter {e.get('iter')}): {e.get('reason', '')}")
+    return 0
+
+
+COMMANDS = {"eval": cmd_eval, "optimize": cmd_optimize, "show": cmd_show}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,6 +19,7 @@ from typing import Any, Callable
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from harnessopt.benchmark import Benchmark, load_benchmark  # noqa: E402
+from harnessopt.budget import BudgetExceeded, BudgetTracker  # noqa: E402
 from harnessopt.errors import UsageError  # noqa: E402
 from harnessopt.harness import HarnessFile, load_harness  # noqa: E402
 from harnessopt.llm import LOCAL_MODEL, Gateway, LLMError  # noqa: E402
@@ -47,10 +48,12 @@ ProgressFn = Callable[[RolloutTrace], None]
 class GatewayBroker:
     """Serves a rollout's model and tool calls through the gateway and tool registry."""
 
-    def __init__(self, gateway: Gateway, tools: ToolRegistry, benchmark: Benchmark):
+    def __init__(self, gateway: Gateway, tools: ToolRegistry, benchmark: Benchmark,
+                 budget: BudgetTracker | None = None):
         self.gateway = gateway
         self.tools = tools
         self.benchmark = benchmark
+        self.budget = budget
         self._examples: list[Example] | None = None
 
     def examples(self, key: str) -> tuple[list[Example], list[str] | None]:
@@ -70,17 +73,28 @@ class GatewayBroker:
             params=params,
             started_at=time.time(),
         )
+        reserved = (0, 0.0)
         try:
+            if self.budget is not None:  # reserve an upper bound before calling; settle after
+                reserved = estimate_call(job.model, json.dumps(args.get("messages") or args.get("prompt")),
+                                         params.max_tokens or DEFAULT_MAX_TOKENS)
+                self.budget.reserve_call("task", *reserved)
             if kind == "chat":
                 response = await self.gateway.chat(job.model, list(args.get("messages") or []), params,
                                                    response_format=response_format)
             else:
                 response = await self.gateway.complete(job.model, str(args.get("prompt", "")), params,
                                                        response_format=response_format)
-        except LLMError as exc:
+        except (LLMError, BudgetExceeded) as exc:
             call.error = str(exc)
             call.latency_s = time.time() - call.started_at
+            if self.budget is not None and not isinstance(exc, BudgetExceeded):
+                self.budget.settle_call("task", *reserved, Usage(calls=1, failed_calls=1))
             return call
+        if self.budget is not None:
+            self.budget.settle_call("task", *reserved, Usage(
+                calls=1, prompt_tokens=response.prompt_tokens, completion_tokens=response.completion_tokens,
+                cost_usd=response.cost_usd))
         call.response = response.text
         call.prompt_tokens = response.prompt_tokens
         call.completion_tokens = response.completion_tokens
@@ -97,6 +111,24 @@ class GatewayBroker:
             record.error = f"{type(exc).__name__}: {exc}"
         record.latency_s = time.perf_counter() - started
         return record
+
+
+def estimate_call(model: str, prompt_text: str, max_tokens: int) -> tuple[int, float]:
+    """An upper bound on a call's tokens and USD, reserved before it is made."""
+    prompt_tokens = len(prompt_text) // 2 + 16  # tokens are rarely shorter than 2 characters
+    tokens = prompt_tokens + max_tokens
+    if model.startswith("local/"):
+        return tokens, 0.0
+    try:
+        import litellm
+
+        litellm.suppress_debug_info = True
+        p_cost, c_cost = litellm.cost_per_token(model=model, prompt_tokens=prompt_tokens,
+                                                completion_tokens=max_tokens)
+        usd = float(p_cost + c_cost)
+    except Exception:  # noqa: BLE001 - no price known (local or unlisted model)
+        usd = 0.0
+    return tokens, usd
 
 
 def merge_params(defaults: ModelParams, asked: dict[str, Any]) -> ModelParams:
@@ -117,21 +149,30 @@ def rollout_cache_key(*, harness_hash: str, benchmark: str, task: LabelledTask, 
 
 
 class Evaluator:
-    """Runs harnesses on tasks for one run directory, reusing every rollout already on disk."""
+    """Runs harnesses on tasks for one run directory, reusing every rollout already on disk.
+
+    With a budget, an evaluation reserves its rollouts before any starts and each model call
+    reserves tokens/USD before it is made. A rollout is charged the first time this run asks for
+    it; rollouts found on disk (an identical earlier candidate, or a killed run being resumed) are
+    reused without calling any model.
+    """
 
     def __init__(self, benchmark: Benchmark, store: RunStore, *, model: str = LOCAL_MODEL,
                  params: ModelParams | None = None, gateway: Gateway | None = None,
                  executor: Executor | None = None, tools: ToolRegistry | None = None,
-                 concurrency: int = 2, timeout_s: float = 60.0, memory_mb: int = 2048):
+                 concurrency: int = 2, timeout_s: float = 60.0, memory_mb: int = 2048,
+                 budget: BudgetTracker | None = None):
         self.benchmark = benchmark
         self.store = store
         self.model = model
         self.params = params or ModelParams(temperature=0.0, max_tokens=DEFAULT_MAX_TOKENS, seed=0)
         self.gateway = gateway or Gateway()
         self.executor = executor or LocalProcessExecutor(concurrency, memory_mb=memory_mb)
-        self.broker = GatewayBroker(self.gateway, tools or default_tools(), benchmark)
+        self.budget = budget
+        self.broker = GatewayBroker(self.gateway, tools or default_tools(), benchmark, budget)
         self.concurrency = concurrency
         self.timeout_s = timeout_s
+        self.charged: set[str] = set()  # cache keys this run has already paid for (logically)
 
     def register_candidate(self, harness: HarnessFile, candidate_id: str, **meta: Any) -> None:
         if not self.store.has_candidate(candidate_id):
@@ -143,10 +184,30 @@ class Evaluator:
         base_seed = self.params.seed or 0
         return self.params.model_copy(update={"seed": base_seed + trial})
 
+    def cache_key(self, harness: HarnessFile, task: LabelledTask, trial: int) -> str:
+        return rollout_cache_key(harness_hash=harness.hash, benchmark=self.benchmark.fingerprint,
+                                 task=task, trial=trial, model=self.model, params=self.trial_params(trial))
+
+    def rollouts_needed(self, harness: HarnessFile, tasks: list[LabelledTask], trials: int) -> int:
+        """How many rollouts an evaluation would charge (what a spot-check or full rerun costs)."""
+        keys = {self.cache_key(harness, t, k) for t in tasks for k in range(trials)}
+        return len(keys - self.charged)
+
     async def evaluate(self, harness: HarnessFile, candidate_id: str, tasks: list[LabelledTask], *,
                        trials: int = 1, split: SplitName, kind: str = "eval", iteration: int = 0,
-                       parent: str = "", note: str = "", progress: ProgressFn | None = None) -> EvalResult:
+                       parent: str = "", note: str = "", progress: ProgressFn | None = None,
+                       wall_clock_s: float | None = None, first_trial: int = 0) -> EvalResult:
+        """Run (or reuse) every (task, trial); raises BudgetExceeded before starting if it cannot fit.
+
+        With `wall_clock_s`, rollouts still running at the limit are cancelled and the result is
+        scored on what finished (status "cut" in the ledger).
+        """
         started = time.time()
+        pairs = [(t, k) for t in tasks for k in range(first_trial, first_trial + trials)]
+        keys = {self.cache_key(harness, t, k) for t, k in pairs}
+        new_keys = keys - self.charged
+        if self.budget is not None:
+            self.budget.reserve_rollouts(len(new_keys))
         gate = asyncio.Semaphore(self.concurrency)
 
         async def one(task: LabelledTask, trial: int) -> RolloutTrace:
@@ -156,31 +217,50 @@ class Evaluator:
                 progress(trace)
             return trace
 
-        traces = await asyncio.gather(*(one(t, k) for t in tasks for k in range(trials)))
+        jobs = [asyncio.create_task(one(t, k)) for t, k in pairs]
+        done, pending = await asyncio.wait(jobs, timeout=wall_clock_s) if jobs else (set(), set())
+        for job in pending:
+            job.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        traces = [j.result() for j in jobs if j in done and not j.cancelled() and j.exception() is None]
+        failures = [j.exception() for j in jobs if j in done and not j.cancelled() and j.exception() is not None]
+        finished_keys = {t.cache_key for t in traces}
+        if self.budget is not None:
+            # Cancelled rollouts may have spent tokens already: they count as used.
+            used = len(new_keys) if pending else len(new_keys & finished_keys)
+            self.budget.settle_rollouts(len(new_keys), used)
+            for trace in traces:  # charge reused traces this run had not paid for (resume)
+                if trace.cache_key in new_keys and trace.reused_from is not None:
+                    self.budget.spent.task.add(trace.usage)
+        self.charged |= new_keys
+        if failures:
+            raise failures[0]
+        finished_tasks = [t for t in tasks if any(tr.task_id == t.id for tr in traces)]
         result = summarize(
-            traces, tasks, run_dir=str(self.store.path), candidate_id=candidate_id, harness=harness,
+            traces, finished_tasks, run_dir=str(self.store.path), candidate_id=candidate_id, harness=harness,
             benchmark=self.benchmark.name, split=split, model=self.model, trials=trials,
             wall_s=time.time() - started,
         )
+        status = "cut" if pending else (f"{result.n_errors + result.n_timeouts} failed" if result.n_errors + result.n_timeouts else "ok")
         self.store.append_ledger(LedgerRow(
             iter=iteration, candidate=candidate_id, parent=parent, kind=kind, split=split,
-            n_tasks=len(tasks), trials=trials, score=result.score, tokens=result.usage.tokens,
-            cost_usd=result.usage.cost_usd, status=f"{result.n_errors} errors" if result.n_errors else "ok",
-            note=note,
+            n_tasks=len(finished_tasks), trials=trials, score=result.score, tokens=result.usage.tokens,
+            cost_usd=result.usage.cost_usd, status=status, note=note,
         ))
         return result
 
     async def rollout(self, harness: HarnessFile, candidate_id: str, task: LabelledTask, trial: int,
                       split: SplitName) -> RolloutTrace:
         params = self.trial_params(trial)
-        key = rollout_cache_key(harness_hash=harness.hash, benchmark=self.benchmark.fingerprint,
-                                task=task, trial=trial, model=self.model, params=params)
+        key = self.cache_key(harness, task, trial)
         cached = self.store.cached(key)
         if cached is not None:
             if cached.candidate_id == candidate_id:
                 return cached
             # Same code, task, trial, model and params under another candidate: copy, never re-pay.
-            copy = cached.model_copy(update={"candidate_id": candidate_id, "reused_from": cached.candidate_id})
+            copy = cached.model_copy(update={"candidate_id": candidate_id,
+                                             "reused_from": cached.reused_from or cached.candidate_id})
             self.store.write_rollout(copy)
             return copy
         job = RolloutJob(

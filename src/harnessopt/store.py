@@ -107,6 +107,26 @@ class RunStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._cache: dict[str, Path] | None = None
+        # A resumed run replays its history from caches; rows already on disk are not appended
+        # again. These count rows present at open and rows appended (or replayed) since.
+        self._on_disk = {"ledger.tsv": self._count_rows("ledger.tsv", header=True),
+                         "events.jsonl": self._count_rows("events.jsonl")}
+        self._appended = {"ledger.tsv": 0, "events.jsonl": 0}
+
+    def _count_rows(self, name: str, header: bool = False) -> int:
+        p = self.path / name
+        if not p.is_file():
+            return 0
+        _drop_partial_last_line(p)
+        with open(p, "rb") as f:
+            n = sum(1 for line in f if line.endswith(b"\n"))
+        return max(0, n - int(header))
+
+    def _append_once(self, name: str, text: str) -> None:
+        self._appended[name] += 1
+        if self._appended[name] <= self._on_disk[name]:
+            return  # replaying a resumed run: this row is already there
+        _append_line(self.path / name, text)
 
     # ------------------------------------------------------------------ create / open
 
@@ -228,7 +248,7 @@ class RunStore:
         values["time"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(row.time))
         values["note"] = row.note.replace("\t", " ").replace("\n", " ")
         csv.writer(buf, delimiter="\t", lineterminator="\n").writerow([values[c] for c in LEDGER_COLUMNS])
-        _append_line(self.path / "ledger.tsv", buf.getvalue())
+        self._append_once("ledger.tsv", buf.getvalue())
 
     def ledger(self) -> list[dict[str, str]]:
         with open(self.path / "ledger.tsv", encoding="utf-8", newline="") as f:
@@ -236,7 +256,7 @@ class RunStore:
 
     def append_event(self, kind: str, **fields: Any) -> None:
         line = json.dumps({"t": time.time(), "kind": kind, **fields}, default=str, ensure_ascii=False)
-        _append_line(self.path / "events.jsonl", line + "\n")
+        self._append_once("events.jsonl", line + "\n")
 
     def events(self) -> list[dict[str, Any]]:
         out = []
@@ -246,6 +266,14 @@ class RunStore:
             except json.JSONDecodeError:
                 continue  # a line cut by a kill mid-write is skipped, never fatal
         return out
+
+
+def _drop_partial_last_line(path: Path) -> None:
+    """A kill during an append can leave a line without its newline: cut it so appends stay clean."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
 
 
 def _append_line(path: Path, text: str) -> None:

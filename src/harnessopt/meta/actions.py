@@ -1,0 +1,171 @@
+"""The meta-agent's actions: one pydantic model each, one validated action per step.
+
+The same models give native tool schemas (for models with tool calling) and one JSON schema
+(for schema-constrained decoding, e.g. grammar-constrained llama.cpp), so even a tiny local
+model always produces a structurally valid action.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class _Action(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rationale: str = Field(default="", max_length=2000, description="why this action, in one or two sentences")
+
+
+class Overview(_Action):
+    """Show the ledger, the champion, candidates and the budget left."""
+
+    action: Literal["overview"] = "overview"
+
+
+class ListFailures(_Action):
+    """List the search-split tasks a candidate failed or scored low on in its latest evaluation."""
+
+    action: Literal["list_failures"] = "list_failures"
+    candidate: str = Field(description="candidate id, e.g. c0000")
+
+
+class ReadTrace(_Action):
+    """Read one rollout's trace, a page at a time."""
+
+    action: Literal["read_trace"] = "read_trace"
+    candidate: str
+    task_id: str
+    trial: int = 0
+    page: int = Field(default=1, ge=1)
+
+
+class SearchTraces(_Action):
+    """Search all search-split traces for a regular expression (or plain text)."""
+
+    action: Literal["search_traces"] = "search_traces"
+    pattern: str = Field(max_length=200)
+    candidate: str | None = None
+
+
+class ReadHarness(_Action):
+    """Show a candidate's harness code."""
+
+    action: Literal["read_harness"] = "read_harness"
+    candidate: str
+
+
+class Diff(_Action):
+    """Unified diff between two candidates' code."""
+
+    action: Literal["diff"] = "diff"
+    a: str
+    b: str
+
+
+class WriteHarness(_Action):
+    """Propose a complete new harness file (a new candidate whose parent is the champion)."""
+
+    action: Literal["write_harness"] = "write_harness"
+    code: str = Field(max_length=60_000)
+    hypothesis: str = Field(max_length=2000, description="what this change should fix and why")
+    parent: str | None = Field(default=None, description="candidate it derives from; default the champion")
+
+
+class EditHarness(_Action):
+    """Propose a candidate by replacing one exact snippet of a parent's code."""
+
+    action: Literal["edit_harness"] = "edit_harness"
+    search: str = Field(max_length=20_000, description="exact text that occurs once in the parent")
+    replace: str = Field(max_length=20_000)
+    hypothesis: str = Field(max_length=2000)
+    parent: str | None = None
+
+
+class SpotCheck(_Action):
+    """Run a candidate on a few chosen search-split tasks (informs; never promotes)."""
+
+    action: Literal["spot_check"] = "spot_check"
+    candidate: str
+    task_ids: list[str] = Field(min_length=1, max_length=50)
+    trials: int = Field(default=1, ge=1, le=5)
+
+
+class FullEval(_Action):
+    """Evaluate a candidate on the whole search split; a significant win over the champion promotes it."""
+
+    action: Literal["full_eval"] = "full_eval"
+    candidate: str
+
+
+class Note(_Action):
+    """Append a line to the run's notebook, shown at the start of every iteration."""
+
+    action: Literal["note"] = "note"
+    text: str = Field(max_length=2000)
+
+
+class Finish(_Action):
+    """End this iteration."""
+
+    action: Literal["finish"] = "finish"
+    note: str = Field(default="", max_length=2000)
+
+
+ACTION_TYPES: tuple[type[_Action], ...] = (
+    Overview, ListFailures, ReadTrace, SearchTraces, ReadHarness, Diff, WriteHarness, EditHarness,
+    SpotCheck, FullEval, Note, Finish,
+)
+MetaAction = Annotated[Union[ACTION_TYPES], Field(discriminator="action")]  # type: ignore[valid-type]
+ACTION_ADAPTER: TypeAdapter = TypeAdapter(MetaAction)
+ACTION_NAMES = [t.model_fields["action"].default for t in ACTION_TYPES]
+
+
+def parse_action(data: dict | str) -> _Action:
+    """Validate one action from a dict or JSON text; raises pydantic.ValidationError."""
+    if isinstance(data, str):
+        return ACTION_ADAPTER.validate_json(data)
+    return ACTION_ADAPTER.validate_python(data)
+
+
+def action_json_schema() -> dict:
+    """One JSON schema accepting any action (for schema-constrained decoding)."""
+    return {"anyOf": [_flat_schema(t) for t in ACTION_TYPES]}
+
+
+_NOT_IN_GRAMMAR = {"title", "description", "default", "maxLength", "minLength", "maxItems", "minItems",
+                   "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
+
+
+def _flat_schema(t: type[_Action]) -> dict:
+    schema = t.model_json_schema()
+    props = {}
+    for name, prop in schema["properties"].items():
+        if "anyOf" in prop:  # Optional[x] -> x; the grammar stays small and the field optional
+            prop = next(p for p in prop["anyOf"] if p.get("type") != "null")
+        # Length bounds are checked by pydantic after decoding; as grammar rules they would
+        # unroll into thousands of nested alternatives.
+        prop = {k: v for k, v in prop.items() if k not in _NOT_IN_GRAMMAR}
+        props[name] = prop
+    props["action"] = {"const": t.model_fields["action"].default}
+    required = ["action"] + [n for n in schema.get("required", []) if n != "action"]
+    return {"type": "object", "properties": props, "required": required, "additionalProperties": False}
+
+
+def tool_schemas() -> list[dict]:
+    """Native tool-calling schemas (OpenAI format), one tool per action."""
+    tools = []
+    for t in ACTION_TYPES:
+        flat = _flat_schema(t)
+        params = {k: v for k, v in flat.items()}
+        params["properties"] = {k: v for k, v in flat["properties"].items() if k != "action"}
+        params["required"] = [r for r in flat["required"] if r != "action"]
+        tools.append({
+            "type": "function",
+            "function": {
+                "name": t.model_fields["action"].default,
+                "description": (t.__doc__ or "").strip(),
+                "parameters": params,
+            },
+        })
+    return tools

