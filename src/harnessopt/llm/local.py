@@ -240,7 +240,10 @@ def _n_threads() -> int:
     forced = os.environ.get(THREADS_ENV)
     if forced:
         return max(1, int(forced))
-    return os.cpu_count() or 1
+    try:
+        return len(os.sched_getaffinity(0)) or 1  # the cores this process may use
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _use_extra_buffer_types() -> bool:
