@@ -7,7 +7,7 @@ import pytest
 
 from harnessopt.benchmark import Benchmark
 from harnessopt.errors import UsageError
-from harnessopt.evaluate import evaluate_async, merge_params
+from harnessopt.evaluation import evaluate_async, merge_params
 from harnessopt.harness import harness_from_source
 from harnessopt.records import ModelParams
 from harnessopt.store import RunStore
@@ -117,3 +117,12 @@ async def run(task, ctx):
 def test_merge_params_harness_wins_and_defaults_fill():
     merged = merge_params(ModelParams(temperature=0.0, max_tokens=256, seed=3), {"max_tokens": 5, "stop": ["\n"]})
     assert merged.max_tokens == 5 and merged.seed == 3 and merged.stop == ["\n"] and merged.temperature == 0.0
+
+
+def test_public_functions_are_not_shadowed_by_submodules():
+    import harnessopt
+    import harnessopt.evaluation  # noqa: F401
+    import harnessopt.optimizer  # noqa: F401
+
+    assert callable(harnessopt.evaluate) and callable(harnessopt.optimize)
+    assert harnessopt.evaluate.__module__ == "harnessopt.evaluation"

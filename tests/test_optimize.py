@@ -8,7 +8,7 @@ from harnessopt.benchmark import Benchmark
 from harnessopt.budget import Budget
 from harnessopt.errors import UsageError
 from harnessopt.meta.agent import LLMProposer
-from harnessopt.optimize import OptimizeConfig, optimize_async
+from harnessopt.optimizer import OptimizeConfig, optimize_async
 from harnessopt.store import RunStore
 from scripted import Crash, ScriptedMetaGateway, ScriptedProposer
 from stubs import StubGateway

@@ -11,9 +11,17 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+# Modules are named for what they hold (evaluation, optimizer) so that the functions
+# harnessopt.evaluate / harnessopt.optimize are never shadowed by a submodule of the same name.
 _EXPORTS = {
-    "evaluate": "harnessopt.evaluate",
-    "evaluate_async": "harnessopt.evaluate",
+    "evaluate": "harnessopt.evaluation",
+    "evaluate_async": "harnessopt.evaluation",
+    "optimize": "harnessopt.optimizer",
+    "optimize_async": "harnessopt.optimizer",
+    "OptimizeConfig": "harnessopt.optimizer",
+    "OptimizeResult": "harnessopt.optimizer",
+    "Budget": "harnessopt.budget",
+    "Benchmark": "harnessopt.benchmark",
     "load_benchmark": "harnessopt.benchmark",
     "load_harness": "harnessopt.harness",
     "EvalResult": "harnessopt.records",

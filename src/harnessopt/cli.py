@@ -94,7 +94,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from harnessopt.benchmark import load_benchmark
-    from harnessopt.evaluate import evaluate_async
+    from harnessopt.evaluation import evaluate_async
     from harnessopt.harness import load_harness
 
     console = Console(stderr=True)
@@ -154,7 +154,7 @@ def print_result_table(result) -> None:
 def cmd_optimize(args: argparse.Namespace) -> int:
     from harnessopt.budget import Budget
     from harnessopt.errors import UsageError
-    from harnessopt.optimize import OptimizeConfig, optimize_async, print_progress
+    from harnessopt.optimizer import OptimizeConfig, optimize_async, print_progress
 
     if args.resume:
         result = asyncio.run(optimize_async(resume=args.resume, progress=print_progress))

@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import ValidationError
 
 from harnessopt.budget import BudgetExceeded
-from harnessopt.evaluate import estimate_call
+from harnessopt.evaluation import estimate_call
 from harnessopt.llm import LLMError
 from harnessopt.meta import actions as A
 from harnessopt.meta.workbench import Workbench
@@ -55,16 +55,17 @@ def describe_actions() -> list[dict[str, str]]:
 
 class LLMProposer:
     def __init__(self, gateway: Any, model: str, *, use_tools: bool | None = None, temperature: float = 0.7,
-                 max_tokens: int = 1200, seed: int = 0, max_prompt_chars: int | None = None,
+                 max_tokens: int | None = None, seed: int = 0, max_prompt_chars: int | None = None,
                  templates_dir: str | Path | None = None, tools_description: str = "calculator, python"):
         self.gateway = gateway
         self.model = model
         self.name = model
         self.use_tools = gateway.supports_tools(model) if use_tools is None else use_tools
         self.temperature = temperature
-        self.max_tokens = max_tokens
-        self.seed = seed
         local = model.startswith("local/")
+        # Grammar-constrained decoding on the embedded model runs at ~9 tokens/s: keep replies short.
+        self.max_tokens = max_tokens or (400 if local else 4000)
+        self.seed = seed
         # The embedded model has a 4096-token window; cloud models get far more room.
         self.max_prompt_chars = max_prompt_chars or (7000 if local else 60000)
         self.env = prompt_environment(templates_dir)

@@ -17,7 +17,7 @@ from typing import Callable
 from harnessopt.acceptance import PromotionDecision, decide_promotion
 from harnessopt.benchmark import Benchmark
 from harnessopt.budget import BudgetExceeded, BudgetTracker
-from harnessopt.evaluate import Evaluator
+from harnessopt.evaluation import Evaluator
 from harnessopt.harness import HarnessError, HarnessFile, harness_from_source, validate_source
 from harnessopt.meta import actions as A
 from harnessopt.meta.views import FeedbackView

@@ -21,7 +21,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 from harnessopt.benchmark import Benchmark, load_benchmark  # noqa: E402
 from harnessopt.budget import Budget, BudgetExceeded, BudgetTracker, Spend  # noqa: E402
 from harnessopt.errors import UsageError  # noqa: E402
-from harnessopt.evaluate import DEFAULT_MAX_TOKENS, Evaluator, package_versions  # noqa: E402
+from harnessopt.evaluation import DEFAULT_MAX_TOKENS, Evaluator, package_versions  # noqa: E402
 from harnessopt.harness import load_harness  # noqa: E402
 from harnessopt.llm import LOCAL_MODEL, Gateway  # noqa: E402
 from harnessopt.meta.agent import LLMProposer, Proposer  # noqa: E402
@@ -49,7 +49,7 @@ class OptimizeConfig(Record):
     temperature: float = 0.0
     max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1)
     meta_temperature: float = 0.7
-    meta_max_tokens: int = Field(default=1200, ge=16)
+    meta_max_tokens: int | None = Field(default=None, ge=16, description="default 400 for the embedded model, 4000 otherwise")
     measure_noise: bool = True
     test_every_champion: bool = False
     prompts_dir: str | None = None

@@ -1,0 +1,66 @@
+"""End to end on the real embedded model (Gemma 3 270M via llama.cpp): small, but real."""
+
+import json
+
+import pytest
+
+from harnessopt import evaluate
+from harnessopt.budget import Budget
+from harnessopt.optimizer import OptimizeConfig, optimize
+from harnessopt.store import RunStore
+
+pytestmark = pytest.mark.e2e
+
+
+def test_fewshot_beats_naive_on_home_intents_with_full_traces(repo, tmp_path):
+    few = evaluate(repo / "harnesses/home_intents_fewshot.py", "home_intents", split="test", limit=6, out=tmp_path)
+    naive = evaluate(repo / "harnesses/home_intents_naive.py", "home_intents", split="test", limit=6, out=tmp_path)
+    assert few.n_errors == 0 and few.n_rollouts == 6
+    assert few.score >= 0.5 > naive.score
+    trace = RunStore.open(few.run_dir).rollouts(few.candidate_id)[0]
+    call = trace.model_calls[0]
+    assert call.kind == "complete" and "Intent:" in call.prompt and call.response is not None
+    assert call.prompt_tokens > 50 and call.completion_tokens >= 1 and call.latency_s > 0
+    assert any(t.name == "examples.similar" for t in trace.tool_calls)
+    assert few.usage.cost_usd == 0.0 and few.usage.tokens > 0
+
+
+def test_failing_harnesses_become_failed_rollouts_with_the_real_model(tmp_path):
+    src = tmp_path / "mixed.py"
+    src.write_text(
+        "import asyncio\n"
+        "async def run(task, ctx):\n"
+        "    text = await ctx.complete('Query: ' + task.input + '\\nIntent:', max_tokens=4, stop=['\\n'])\n"
+        "    n = int(task.id[-1]) % 3\n"
+        "    if n == 0:\n        raise RuntimeError('deliberate failure after ' + repr(text))\n"
+        "    if n == 1:\n        await asyncio.sleep(30)\n"
+        "    return len(text)\n"
+    )
+    r = evaluate(src, "home_intents", split="test", limit=4, timeout_s=3, out=tmp_path)
+    traces = RunStore.open(r.run_dir).rollouts(r.candidate_id)
+    assert len(traces) == 4 and all(t.status != "ok" for t in traces)
+    kinds = {t.error.type for t in traces}
+    assert kinds <= {"RuntimeError", "Timeout", "TypeError"} and len(kinds) >= 2
+    raised = [t for t in traces if t.error.type == "RuntimeError"]
+    assert all(t.model_calls and "deliberate failure" in t.error.traceback for t in raised)
+
+
+def test_optimize_end_to_end_with_gemma_as_task_and_meta_model(repo, tmp_path):
+    config = OptimizeConfig(
+        harness=str(repo / "harnesses/home_intents_naive.py"), benchmark="home_intents",
+        budget=Budget(iterations=1, rollouts=24, meta_steps_per_iteration=2), search_limit=4, test_limit=4,
+        out=str(tmp_path),
+    )
+    result = optimize(config)
+    store = RunStore.open(result.run_dir)
+    ledger = store.ledger()
+    assert [r["kind"] for r in ledger][:2] == ["full", "noise"] and ledger[-1]["kind"] == "test"
+    assert result.spend.rollouts <= 24 and result.spend.meta.calls >= 1
+    assert result.champion_search >= result.seed_search
+    # every candidate on disk is complete, every ledger candidate exists, transcripts were written
+    assert all(store.has_candidate(r["candidate"]) for r in ledger)
+    assert (store.path / "meta" / "001.jsonl").is_file()
+    actions = [e for e in store.events() if e["kind"] in ("action", "invalid_action")]
+    assert actions, "the meta-agent took no step"
+    info = json.loads((store.path / "run.json").read_text())
+    assert info["finished"] is True and info["result"]["champion_id"] == result.champion_id
