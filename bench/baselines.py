@@ -32,6 +32,10 @@ def main() -> None:
     parser.add_argument("--data-root", default="../shared/data")
     parser.add_argument("--only", help="run only this benchmark")
     parser.add_argument("--out", default="traces/bench")
+    # The embedded model serves one call at a time: a long generation (GSM8K, HumanEval) waits
+    # behind the other rollouts' calls, so give rollouts room instead of timing them out.
+    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args()
     rows = []
     for harness, bench, sub, split, limit in RUNS:
@@ -39,7 +43,8 @@ def main() -> None:
             continue
         data = os.path.join(args.data_root, sub) if sub else None
         started = time.time()
-        r = evaluate(harness, bench, data=data, split=split, limit=limit, concurrency=2, out=args.out)
+        r = evaluate(harness, bench, data=data, split=split, limit=limit, concurrency=args.concurrency,
+                     timeout_s=args.timeout, out=args.out)
         rows.append((harness, bench, r))
         print(f"{harness:38s} {bench:12s} score {r.score:.3f} ({r.ci_low:.3f}-{r.ci_high:.3f}) "
               f"tasks {r.n_tasks} errors {r.n_errors} timeouts {r.n_timeouts} tokens {r.usage.tokens} "

@@ -3,6 +3,8 @@
 Rollouts are reserved per evaluation before any starts (so concurrency cannot overshoot).
 Tokens and USD are reserved per model call at an upper bound (estimated prompt tokens plus
 max_tokens) and settled to the real figure afterwards; a call that would not fit is refused.
+Past the wall-clock deadline every model call is refused, so nothing is spent after it (work
+in flight then ends quickly with that error instead of running on).
 Everything here runs on one asyncio event loop, so a check-and-reserve is atomic.
 """
 
@@ -91,6 +93,9 @@ class BudgetTracker:
         return self.budget.meta_tokens, self.budget.meta_usd, self.spent.meta
 
     def reserve_call(self, side: str, tokens: int, usd: float = 0.0) -> None:
+        left = self.time_left_s()
+        if left is not None and left <= 0:  # past the deadline nothing more is spent
+            raise BudgetExceeded(f"wall-clock budget used ({self.budget.wall_clock_s:g} s): no more {side} model calls")
         token_cap, usd_cap, used = self._caps(side)
         if token_cap is not None and used.tokens + self._reserved_tokens[side] + tokens > token_cap:
             raise BudgetExceeded(

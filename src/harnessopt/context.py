@@ -29,6 +29,36 @@ class ContextCallError(RuntimeError):
     """A model or tool call made through ctx failed; the message says why."""
 
 
+class _ReadOnlyType(type):
+    """Classes whose attributes harness code cannot replace (ctx's methods, say)."""
+
+    def __setattr__(cls, name: str, value: Any) -> None:
+        raise AttributeError(f"{cls.__name__} is read-only: harness code cannot replace {cls.__name__}.{name}; "
+                             "wrap ctx in a helper function of your own instead")
+
+    def __delattr__(cls, name: str) -> None:
+        cls.__setattr__(name, None)
+
+
+class _ReadOnly(metaclass=_ReadOnlyType):
+    """Instances are read-only after __init__: `ctx.complete = fake` is an AttributeError that says
+    so, rather than a patch that silently changes what later code sees. (Even a patch that gets
+    through changes only what the harness asks for: the parent records every call it serves.)"""
+
+    __slots__ = ()
+
+    def _init(self, **fields: Any) -> None:
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"ctx is read-only: harness code cannot set {type(self).__name__}.{name}; "
+                             "wrap ctx in a helper function of your own instead")
+
+    def __delattr__(self, name: str) -> None:
+        self.__setattr__(name, None)
+
+
 @dataclass(frozen=True)
 class TaskView:
     """The task as a harness sees it: id, input and the benchmark's public extra fields."""
@@ -44,12 +74,13 @@ Requester = Callable[[str, dict[str, Any]], Awaitable[Any]]
 Notifier = Callable[[str, dict[str, Any]], None]
 
 
-class Examples:
+class Examples(_ReadOnly):
     """The labelled train split: for few-shot prompts and retrieval. Never search or test items."""
 
+    __slots__ = ("_index", "_notify")
+
     def __init__(self, index: ExampleIndex, notify: Notifier):
-        self._index = index
-        self._notify = notify
+        self._init(_index=index, _notify=notify)
 
     def similar(self, text: str, k: int = 8) -> list[Example]:
         started = time.perf_counter()
@@ -81,8 +112,10 @@ class Examples:
         )
 
 
-class HarnessContext:
+class HarnessContext(_ReadOnly):
     """`ctx`: everything a harness may use. See docs/HARNESS.md for the full contract."""
+
+    __slots__ = ("model", "labels", "examples", "_request", "_notify")
 
     def __init__(
         self,
@@ -93,11 +126,8 @@ class HarnessContext:
         request: Requester,
         notify: Notifier,
     ):
-        self.model = model
-        self.labels = list(labels) if labels else None
-        self.examples = Examples(examples, notify)
-        self._request = request
-        self._notify = notify
+        self._init(model=model, labels=list(labels) if labels else None, examples=Examples(examples, notify),
+                   _request=request, _notify=notify)
 
     async def chat(self, messages: list[dict[str, Any]], **params: Any) -> str:
         """Chat completion. `messages` are {"role", "content"} dicts. Returns the reply text."""
@@ -118,8 +148,8 @@ class HarnessContext:
         return await self._request("tool", {"name": str(name), "args": args})
 
     def log(self, msg: Any) -> None:
-        """Add a line to this rollout's trace."""
-        self._notify("log", {"msg": str(msg)})
+        """Add a line to this rollout's trace (lines are cut at 10,000 characters)."""
+        self._notify("log", {"msg": str(msg)[:10_000]})
 
 
 def _check_params(params: dict[str, Any]) -> dict[str, Any]:

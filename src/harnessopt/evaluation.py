@@ -23,6 +23,7 @@ from harnessopt.budget import BudgetExceeded, BudgetTracker  # noqa: E402
 from harnessopt.errors import UsageError  # noqa: E402
 from harnessopt.harness import HarnessFile, load_harness  # noqa: E402
 from harnessopt.llm import LOCAL_MODEL, Gateway, LLMError  # noqa: E402
+from harnessopt.llm.gateway import preflight_gateway  # noqa: E402
 from harnessopt.records import (  # noqa: E402
     EvalResult,
     Example,
@@ -173,6 +174,7 @@ class Evaluator:
         self.concurrency = concurrency
         self.timeout_s = timeout_s
         self.charged: set[str] = set()  # cache keys this run has already paid for (logically)
+        self.from_disk: set[str] = set()  # cache keys served from rollouts already on disk
 
     def register_candidate(self, harness: HarnessFile, candidate_id: str, **meta: Any) -> None:
         if not self.store.has_candidate(candidate_id):
@@ -231,7 +233,9 @@ class Evaluator:
             used = len(new_keys) if pending else len(new_keys & finished_keys)
             self.budget.settle_rollouts(len(new_keys), used)
             for trace in traces:  # charge reused traces this run had not paid for (resume)
-                if trace.cache_key in new_keys and trace.reused_from is not None:
+                # (a resumed run replays its own rollouts from disk too: their tokens count again,
+                # as in the run that paid for them, so a resumed run's spend equals an unbroken one's)
+                if trace.cache_key in new_keys and trace.cache_key in self.from_disk:
                     self.budget.spent.task.add(trace.usage)
         self.charged |= new_keys
         if failures:
@@ -256,6 +260,7 @@ class Evaluator:
         key = self.cache_key(harness, task, trial)
         cached = self.store.cached(key)
         if cached is not None:
+            self.from_disk.add(key)
             if cached.candidate_id == candidate_id:
                 return cached
             # Same code, task, trial, model and params under another candidate: copy, never re-pay.
@@ -315,6 +320,17 @@ def summarize(traces: list[RolloutTrace], tasks: list[LabelledTask], *, run_dir:
     )
 
 
+def check_tasks(benchmark: str, split: str, tasks: list[LabelledTask]) -> None:
+    """Refuse tasks whose input or target came out empty (a null or missing value in the data)."""
+    for field in ("input", "target"):
+        empty = [t.id for t in tasks if not getattr(t, field).strip()]
+        if empty:
+            raise UsageError(
+                f"benchmark {benchmark!r}: {len(empty)} {split} task(s) have an empty {field} (e.g. {empty[0]}): a "
+                f"null or missing value in the data; fix those rows, or fields.{field} in the benchmark spec"
+            )
+
+
 def package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -341,9 +357,11 @@ async def evaluate_async(harness: str | Path | HarnessFile, benchmark: str | Pat
         raise UsageError(f"limit must be at least 1, got {limit}")
     harness_file = harness if isinstance(harness, HarnessFile) else load_harness(harness)
     bench = benchmark if isinstance(benchmark, Benchmark) else load_benchmark(str(benchmark), data=data, seed=seed)
+    preflight_gateway(gateway, task_model)  # unknown model / missing key: before any run directory
     tasks = bench.tasks(split, limit=limit)
     if not tasks:
         raise UsageError(f"benchmark {bench.name!r} has no tasks in split {split!r}")
+    check_tasks(bench.name, split, tasks)
     params = ModelParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
     store = RunStore.create(out, {
         "kind": "eval", "harness": harness_file.path, "harness_hash": harness_file.hash,

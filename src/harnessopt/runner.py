@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import shutil
@@ -38,6 +39,15 @@ from harnessopt.records import (
 
 # Environment variables a worker may inherit. Everything else (API keys above all) stays out.
 ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+# What one rollout may ask of the parent. A harness that exceeds these gets an error reply (a
+# ContextCallError it may catch), the parent's memory and the trace stay bounded.
+MAX_CALLS_PER_ROLLOUT = 1000  # model + tool calls
+MAX_CONCURRENT_CALLS = 16  # in flight at once for one rollout
+MAX_REQUEST_CHARS = 1_000_000  # one call's prompt/messages/tool arguments, as JSON
+MAX_LOG_CHARS = 1_000_000  # all log lines of one rollout together
+MAX_TOOL_RECORDS = 10_000
+MAX_ANSWER_CHARS = 1_000_000
 
 
 class RolloutJob(Record):
@@ -105,22 +115,29 @@ class _WorkerHandle:
         self.alive = True
 
     @classmethod
-    async def spawn(cls, *, memory_mb: int, scratch: str) -> "_WorkerHandle":
+    async def spawn(cls, *, memory_mb: int, scratch: str, guard: bool = True) -> "_WorkerHandle":
+        from harnessopt.sandbox import namespace_prefix, protected_roots
+
         parent_sock, child_sock = socket.socketpair()
         child_fd = child_sock.fileno()
+        # Each worker gets its own scratch folder (the only place its harness code may write); its
+        # log lives beside it, out of the harness's reach.
+        home = tempfile.mkdtemp(prefix="worker-", dir=scratch)
         cmd = [
-            sys.executable, "-m", "harnessopt.worker",
-            "--fd", str(child_fd), "--memory-mb", str(memory_mb), "--scratch", scratch,
+            *namespace_prefix(), sys.executable, "-m", "harnessopt.worker",
+            "--fd", str(child_fd), "--memory-mb", str(memory_mb), "--scratch", home,
+            *[arg for root in protected_roots() for arg in ("--protect", root)],
+            *([] if guard else ["--no-guard"]),
         ]
         # The worker's own stderr (outside rollouts, which capture theirs) goes to a log file whose
         # tail explains a worker that dies.
-        log_path = Path(tempfile.mkstemp(prefix="worker-", suffix=".log", dir=scratch)[1])
+        log_path = Path(home + ".log")
         with open(log_path, "wb") as log:
             proc = await asyncio.create_subprocess_exec(
                 *cmd,
                 pass_fds=[child_fd],
-                env=_worker_env(scratch),
-                cwd=scratch,
+                env=_worker_env(home),
+                cwd=home,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=log,
@@ -152,6 +169,7 @@ class _WorkerHandle:
     async def run(self, job: RolloutJob, broker: Broker, kill_grace_s: float) -> RolloutOutcome:
         out = RolloutOutcome(started_at=time.time())
         in_flight: set[asyncio.Task] = set()
+        limits = _CallLimits()
         try:
             if job.examples_key not in self.examples_loaded:
                 examples, labels = broker.examples(job.examples_key)
@@ -172,21 +190,31 @@ class _WorkerHandle:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise asyncio.TimeoutError
-                msg = await asyncio.wait_for(ipc.recv(self.reader), timeout=remaining)
+                try:
+                    msg = await asyncio.wait_for(ipc.recv(self.reader), timeout=remaining)
+                except ValueError as exc:  # not JSON / not UTF-8: harness code wrote to the socket
+                    raise ipc.ProtocolError(f"unreadable message from the worker ({type(exc).__name__})") from None
                 if msg is None:
                     raise WorkerDied(await self._exit_description())
+                if not isinstance(msg, dict):
+                    raise ipc.ProtocolError(f"malformed message from the worker: {type(msg).__name__}")
                 if msg.get("job_id") != job.job_id:
                     continue  # a straggler from an earlier rollout: ignore
                 kind = msg.get("type")
-                if kind == "call":
-                    task = asyncio.create_task(self._serve_call(job, broker, msg, out))
-                    in_flight.add(task)
-                    task.add_done_callback(in_flight.discard)
-                elif kind == "event":
-                    _record_event(out, msg)
-                elif kind == "done":
-                    _apply_done(out, msg)
-                    break
+                try:
+                    if kind == "call":
+                        task = asyncio.create_task(self._serve_call(job, broker, msg, out, limits))
+                        in_flight.add(task)
+                        task.add_done_callback(in_flight.discard)
+                    elif kind == "event":
+                        _record_event(out, msg, limits)
+                    elif kind == "done":
+                        if _apply_done(out, msg):
+                            self.retire(out, str(msg.get("retire"))[:300])
+                        break
+                except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                    raise ipc.ProtocolError(f"malformed {kind!r} message from the worker: {type(exc).__name__}: "
+                                            f"{str(exc)[:200]}") from None
         except asyncio.TimeoutError:
             self.kill()
             out.status = "timeout"
@@ -196,8 +224,11 @@ class _WorkerHandle:
             )
         except (WorkerDied, ConnectionError, ipc.ProtocolError) as exc:
             self.kill()
+            protocol = isinstance(exc, ipc.ProtocolError)
+            out.answer = None
             out.status = "error"
-            out.error = RolloutError(type="WorkerDied", message=str(exc))
+            out.error = RolloutError(type="WorkerProtocolError" if protocol else "WorkerDied",
+                                     message=f"{exc}; the worker was replaced" if protocol else str(exc))
         finally:
             for task in in_flight:
                 task.cancel()
@@ -210,24 +241,49 @@ class _WorkerHandle:
             ))
         return out
 
-    async def _serve_call(self, job: RolloutJob, broker: Broker, msg: dict, out: RolloutOutcome) -> None:
+    def retire(self, out: RolloutOutcome, reason: str) -> None:
+        """Replace this worker after the rollout: harness code left shared state changed."""
+        self.alive = False
+        self.kill()
+        out.logs.append(LogLine(t=time.time(), msg=f"[harnessopt] worker replaced after this rollout: {reason}"))
+
+    async def _serve_call(self, job: RolloutJob, broker: Broker, msg: dict, out: RolloutOutcome,
+                          limits: "_CallLimits | None" = None) -> None:
         op, args = msg.get("op"), msg.get("args") or {}
         reply: dict[str, Any] = {"type": "reply", "id": msg.get("id")}
+        limits = limits or _CallLimits()
+        refused = limits.refusal(op, args)
+        if refused is not None:
+            reply.update(ok=False, error=refused)
+            if limits.refusals <= 3:  # say it in the trace, without a line per refused call
+                out.logs.append(LogLine(t=time.time(), msg=f"[harnessopt] refused a {str(op)[:20]} call: {refused}"))
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ipc.send(self.writer, reply)
+            return
         try:
-            if op in ("chat", "complete"):
-                call = await broker.model_call(job, op, args)
-                out.model_calls.append(call)
-                reply.update(ok=call.error is None, result=call.response, error=call.error)
-            elif op == "tool":
-                tool = await broker.tool_call(job, str(args.get("name")), dict(args.get("args") or {}))
-                out.tool_calls.append(tool)
-                reply.update(ok=tool.error is None, result=tool.result, error=tool.error)
-            else:
-                reply.update(ok=False, error=f"unknown context operation {op!r}")
+            async with limits.slots:
+                await self._dispatch(job, broker, op, args, out, reply)
         except Exception as exc:  # noqa: BLE001 - a broker failure becomes the harness's error
             reply.update(ok=False, error=f"{type(exc).__name__}: {exc}")
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await ipc.send(self.writer, reply)
+        with contextlib.suppress(ConnectionError, RuntimeError, ipc.ProtocolError, ValueError, TypeError):
+            try:
+                await ipc.send(self.writer, reply)
+            except (ipc.ProtocolError, ValueError, TypeError) as exc:  # e.g. a tool result too large to send
+                await ipc.send(self.writer, {"type": "reply", "id": msg.get("id"), "ok": False,
+                                             "error": f"the result could not be sent back: {type(exc).__name__}"})
+
+    async def _dispatch(self, job: RolloutJob, broker: Broker, op: Any, args: dict, out: RolloutOutcome,
+                        reply: dict[str, Any]) -> None:
+        if op in ("chat", "complete"):
+            call = await broker.model_call(job, op, args)
+            out.model_calls.append(call)
+            reply.update(ok=call.error is None, result=call.response, error=call.error)
+        elif op == "tool":
+            tool = await broker.tool_call(job, str(args.get("name")), dict(args.get("args") or {}))
+            out.tool_calls.append(tool)
+            reply.update(ok=tool.error is None, result=tool.result, error=tool.error)
+        else:
+            reply.update(ok=False, error=f"unknown context operation {str(op)[:40]!r}")
 
     async def _exit_description(self) -> str:
         try:
@@ -236,6 +292,9 @@ class _WorkerHandle:
             return "worker closed its connection during the rollout"
         if code < 0:
             name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+            if name in ("SIGSEGV", "SIGBUS", "SIGABRT", "SIGILL"):
+                return (f"worker process crashed with {name} during the rollout (a crash in C code: most "
+                        "often a stack overflow from very deep recursion, or a faulty extension module)")
             return (f"worker process was killed by {name} during the rollout "
                     "(memory limit, or the harness killed its own process)")
         tail = self.log_tail()
@@ -243,21 +302,73 @@ class _WorkerHandle:
                 + (f"; worker log: {tail}" if tail else ""))
 
 
-def _record_event(out: RolloutOutcome, msg: dict) -> None:
+class _CallLimits:
+    """Per-rollout limits on what a harness may ask of the parent (see MAX_* above)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.refusals = 0
+        self.log_chars = 0
+        self.slots = asyncio.Semaphore(MAX_CONCURRENT_CALLS)
+
+    def refusal(self, op: Any, args: Any) -> str | None:
+        if not isinstance(args, dict):
+            return f"malformed {op} call"
+        self.calls += 1
+        reason = None
+        if self.calls > MAX_CALLS_PER_ROLLOUT:
+            reason = f"a rollout may make at most {MAX_CALLS_PER_ROLLOUT} model/tool calls"
+        else:
+            try:
+                size = len(json.dumps(args, ensure_ascii=False, default=str))
+            except (TypeError, ValueError):
+                size = MAX_REQUEST_CHARS + 1
+            if size > MAX_REQUEST_CHARS:
+                reason = (f"the request is {size:,} characters; one call may carry at most {MAX_REQUEST_CHARS:,} "
+                          "(shorten the prompt)")
+        self.refusals += reason is not None
+        return reason
+
+
+def _record_event(out: RolloutOutcome, msg: dict, limits: _CallLimits | None = None) -> None:
     args = msg.get("args") or {}
     if msg.get("op") == "log":
+        text = str(args.get("msg", ""))[:10_000]
+        if limits is not None:
+            limits.log_chars += len(text)
+            if limits.log_chars > MAX_LOG_CHARS:
+                return
         if len(out.logs) < 10_000:
-            out.logs.append(LogLine(t=time.time(), msg=str(args.get("msg", ""))[:10_000]))
+            out.logs.append(LogLine(t=time.time(), msg=text))
     elif msg.get("op") == "tool_record":
-        out.tool_calls.append(ToolCall.model_validate(args))
+        if len(out.tool_calls) < MAX_TOOL_RECORDS:
+            out.tool_calls.append(ToolCall.model_validate(args))
 
 
-def _apply_done(out: RolloutOutcome, msg: dict) -> None:
-    out.answer = msg.get("answer")
-    out.status = msg.get("status", "error")
-    out.error = RolloutError.model_validate(msg["error"]) if msg.get("error") else None
-    out.stdout = msg.get("stdout", "")
-    out.stderr = msg.get("stderr", "")
+def _apply_done(out: RolloutOutcome, msg: dict) -> bool:
+    """Take the worker's result, checking every field (the worker runs untrusted code).
+    Returns whether the worker asked to be retired."""
+    answer, status, error = msg.get("answer"), msg.get("status", "error"), msg.get("error")
+    if status not in ("ok", "error", "timeout"):
+        raise ValueError(f"unknown status {str(status)[:40]!r}")
+    if answer is not None and not isinstance(answer, str):
+        raise ValueError(f"answer is {type(answer).__name__}, not text")
+    if answer is not None and len(answer) > MAX_ANSWER_CHARS:
+        raise ValueError(f"answer of {len(answer):,} characters")
+    out.answer = answer
+    out.status = status
+    out.error = RolloutError.model_validate(error) if error else None
+    if out.error is not None:
+        out.error.message = out.error.message[:4000]
+        out.error.traceback = out.error.traceback[-8000:] if out.error.traceback else None
+    out.stdout = str(msg.get("stdout", ""))[: 2 * MAX_CAPTURE_CHARS]
+    out.stderr = str(msg.get("stderr", ""))[: 2 * MAX_CAPTURE_CHARS]
+    if out.status == "ok" and out.answer is None:
+        raise ValueError("status ok without an answer")
+    return bool(msg.get("retire"))
+
+
+MAX_CAPTURE_CHARS = 64 * 1024
 
 
 def _worker_env(scratch: str) -> dict[str, str]:
@@ -274,20 +385,46 @@ def _worker_env(scratch: str) -> dict[str, str]:
     return env
 
 
+_SCRATCH_PREFIX = "harnessopt-scratch-"
+
+
+def _remove_stale_scratch() -> None:
+    """Scratch folders of executors whose process died without closing (SIGKILL) are removed."""
+    for path in Path(tempfile.gettempdir()).glob(f"{_SCRATCH_PREFIX}*-*"):
+        pid = path.name[len(_SCRATCH_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:
+            pass
+
+
 class LocalProcessExecutor:
     """A pool of reused worker processes on this machine; at most `concurrency` at once."""
 
-    def __init__(self, concurrency: int = 2, *, memory_mb: int = 2048, kill_grace_s: float = 2.0):
+    def __init__(self, concurrency: int = 2, *, memory_mb: int = 2048, kill_grace_s: float = 2.0,
+                 guard: bool = True):
+        """`guard=False` leaves out the audit-hook guard in workers (see docs/SECURITY.md); the
+        process limits, environment allow-list and scratch directories stay."""
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.concurrency = concurrency
         self.memory_mb = memory_mb
         self.kill_grace_s = kill_grace_s
+        self.guard = guard
         self._idle: list[_WorkerHandle] = []
         self._slots = asyncio.Semaphore(concurrency)
         self._all: set[_WorkerHandle] = set()
-        self._scratch = tempfile.mkdtemp(prefix="harnessopt-scratch-")
+        _remove_stale_scratch()
+        self._scratch = tempfile.mkdtemp(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-")
         self.spawned = 0
+        from harnessopt.sandbox import parent_protected
+
+        self._protection = parent_protected()  # keys in this process: not readable by workers
+        self._protection.__enter__()
 
     async def run(self, job: RolloutJob, broker: Broker) -> RolloutOutcome:
         async with self._slots:
@@ -307,7 +444,7 @@ class LocalProcessExecutor:
             return outcome
 
     async def _spawn(self) -> _WorkerHandle:
-        worker = await _WorkerHandle.spawn(memory_mb=self.memory_mb, scratch=self._scratch)
+        worker = await _WorkerHandle.spawn(memory_mb=self.memory_mb, scratch=self._scratch, guard=self.guard)
         self._all.add(worker)
         self.spawned += 1
         return worker
@@ -326,6 +463,9 @@ class LocalProcessExecutor:
         self._all.clear()
         self._idle.clear()
         shutil.rmtree(self._scratch, ignore_errors=True)
+        if self._protection is not None:
+            self._protection.__exit__(None, None, None)
+            self._protection = None
 
     async def __aenter__(self) -> "LocalProcessExecutor":
         return self

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -112,6 +113,14 @@ class RunStore:
         self._on_disk = {"ledger.tsv": self._count_rows("ledger.tsv", header=True),
                          "events.jsonl": self._count_rows("events.jsonl")}
         self._appended = {"ledger.tsv": 0, "events.jsonl": 0}
+        # A resumed run replays its history; while it does, readers through this store see the
+        # run directory as it was at that point of the original run (rows appended so far, rollouts
+        # written or replayed so far), not the rows and rollouts the killed run had already
+        # written further on. Otherwise the meta-agent's views, hence its prompts, would differ
+        # from the original run's and the replay would diverge (and pay the meta model again).
+        self._resumed = sum(self._on_disk.values()) > 0
+        self._writer = False
+        self._touched: set[Path] = set()
 
     def _count_rows(self, name: str, header: bool = False) -> int:
         p = self.path / name
@@ -122,7 +131,11 @@ class RunStore:
             n = sum(1 for line in f if line.endswith(b"\n"))
         return max(0, n - int(header))
 
+    def _replaying(self) -> bool:
+        return self._resumed and self._writer
+
     def _append_once(self, name: str, text: str) -> None:
+        self._writer = True
         self._appended[name] += 1
         if self._appended[name] <= self._on_disk[name]:
             return  # replaying a resumed run: this row is already there
@@ -138,13 +151,22 @@ class RunStore:
         path = root / run_id
         if path.exists():
             raise StoreError(f"{path}: run directory already exists; pick another --out or use --resume")
-        path.mkdir(parents=True)
-        store = cls(path)
-        info = {"format": STORE_FORMAT, "run_id": run_id, "created_at": time.time(), **run_info}
-        atomic_write(path / "run.json", json.dumps(info, indent=2, default=str) + "\n")
-        atomic_write(path / "ledger.tsv", "\t".join(LEDGER_COLUMNS) + "\n")
-        (path / "events.jsonl").touch()
-        return store
+        if root.exists() and not root.is_dir():
+            raise StoreError(f"--out {root} is a file, not a folder; pass a folder for run directories")
+        try:
+            path.mkdir(parents=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the run directory {path}: {exc.strerror}; pass a writable --out folder") from None
+        try:
+            info = {"format": STORE_FORMAT, "run_id": run_id, "created_at": time.time(), **run_info}
+            # Ledger and events first, run.json last: a directory with run.json is a whole run.
+            atomic_write(path / "ledger.tsv", "\t".join(LEDGER_COLUMNS) + "\n")
+            (path / "events.jsonl").touch()
+            atomic_write(path / "run.json", json.dumps(info, indent=2, default=str) + "\n")
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)  # no half-made run directory left behind
+            raise
+        return cls(path)
 
     @classmethod
     def open(cls, path: str | Path) -> "RunStore":
@@ -212,6 +234,8 @@ class RunStore:
         path = self.rollout_path(trace.candidate_id, trace.task_id, trace.trial)
         atomic_write(path, trace.model_dump_json(indent=1) + "\n")
         self._index()[trace.cache_key] = path
+        self._writer = True
+        self._touched.add(path)
         return path
 
     def read_rollout(self, path: Path) -> RolloutTrace:
@@ -221,11 +245,15 @@ class RunStore:
         path = self._index().get(cache_key)
         if path is None or not path.is_file():
             return None
+        self._touched.add(path)
         return self.read_rollout(path)
 
     def rollouts(self, candidate_id: str) -> list[RolloutTrace]:
         root = self.path / "rollouts" / safe_name(candidate_id)
-        return [self.read_rollout(p) for p in sorted(root.glob("*/*.json"))]
+        paths = sorted(root.glob("*/*.json"))
+        if self._replaying():
+            paths = [p for p in paths if p in self._touched]
+        return [self.read_rollout(p) for p in paths]
 
     def _index(self) -> dict[str, Path]:
         if self._cache is None:
@@ -252,7 +280,8 @@ class RunStore:
 
     def ledger(self) -> list[dict[str, str]]:
         with open(self.path / "ledger.tsv", encoding="utf-8", newline="") as f:
-            return list(csv.DictReader(f, delimiter="\t"))
+            rows = list(csv.DictReader(f, delimiter="\t"))
+        return rows[: self._appended["ledger.tsv"]] if self._replaying() else rows
 
     def append_event(self, kind: str, **fields: Any) -> None:
         line = json.dumps({"t": time.time(), "kind": kind, **fields}, default=str, ensure_ascii=False)
@@ -265,7 +294,7 @@ class RunStore:
                 out.append(json.loads(line))
             except json.JSONDecodeError:
                 continue  # a line cut by a kill mid-write is skipped, never fatal
-        return out
+        return out[: self._appended["events.jsonl"]] if self._replaying() else out
 
 
 def _drop_partial_last_line(path: Path) -> None:

