@@ -123,23 +123,24 @@ class LLMProposer:
     # ------------------------------------------------------------------ asking the model
 
     def _fit(self, system: str, user: str, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """System + iteration brief + as many recent exchanges as fit the prompt budget."""
-        budget = self.max_prompt_chars - len(system) - len(user)
-        kept: list[dict[str, Any]] = []
-        for i in range(len(history) - 2, -1, -2):
-            pair = history[i:i + 2]
-            size = sum(len(m["content"]) for m in pair)
-            if size > budget:
-                # Shorten the newest observation rather than drop it.
-                if not kept and budget > 400:
-                    obs = pair[1]["content"]
-                    pair = [pair[0], {"role": "user", "content": obs[: budget - len(pair[0]["content"]) - 50] + "\n[cut]"}]
-                    kept = pair
-                break
-            kept = pair + kept
-            budget -= size
+        """System + iteration brief + as many recent exchanges as fit the prompt budget.
+
+        Every message is first clipped to a quarter of the budget, so one enormous reply or
+        observation can never push the prompt past it.
+        """
         if len(user) + len(system) > self.max_prompt_chars:
             user = user[: max(500, self.max_prompt_chars - len(system))] + "\n[cut]"
+        room = self.max_prompt_chars - len(system) - len(user)
+        each = max(200, self.max_prompt_chars // 4)
+        clipped = [{**m, "content": _clip(m["content"], each)} for m in history]
+        kept: list[dict[str, Any]] = []
+        for i in range(len(clipped) - 2, -1, -2):
+            pair = clipped[i:i + 2]
+            size = sum(len(m["content"]) for m in pair)
+            if size > room:
+                break
+            kept = pair + kept
+            room -= size
         return [{"role": "system", "content": system}, {"role": "user", "content": user}, *kept]
 
     async def _ask(self, wb: Workbench, messages: list[dict[str, Any]], step: int) -> tuple[str, A._Action | str]:
@@ -185,6 +186,10 @@ class LLMProposer:
                          cost_usd=response.cost_usd if response else 0.0)
             wb.budget.settle_call("meta", tokens, usd, used)
         return response
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 40] + f"\n[... {len(text) - limit + 40} characters cut]"
 
 
 def _first_json_object(text: str) -> str:
