@@ -86,6 +86,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     sh = sub.add_parser("show", help="print a run's ledger and champion lineage")
     sh.add_argument("run_dir")
+
+    # compare: every option defaults to None so that a --grid file's values are only overridden
+    # by options actually given; GridSpec holds the real defaults.
+    cp = sub.add_parser("compare", help="run a grid of optimize runs: feedback modes x model pairings x seeds",
+                        description="Each (arm, seed) is an independent optimize run with the same seed harness, "
+                                    "benchmark, splits and budgets. Example: harnessopt compare --harness H "
+                                    "--benchmark home_intents --feedback traces,scores --seeds 3")
+    cp.add_argument("--grid", metavar="FILE", help="grid spec as .toml, .yaml/.yml or .json (options given here override it)")
+    cp.add_argument("--resume", metavar="EXPERIMENT_DIR", help="continue an experiment: finished runs are skipped, killed ones resumed")
+    cp.add_argument("--name", help="experiment name (part of its directory name)")
+    cp.add_argument("--harness", help="seed harness .py file (the same for every arm)")
+    cp.add_argument("--benchmark", help="built-in name or spec .toml")
+    cp.add_argument("--data", help="local data directory or file, instead of the benchmark's hub id")
+    cp.add_argument("--feedback", help="comma-separated feedback modes, e.g. traces,summary,scores (default traces,scores)")
+    cp.add_argument("--models", help="model aliases, e.g. A=local/gemma-3-270m,B=openai/gpt-4o-mini; MODEL@t0.9 = same model at temperature 0.9")
+    cp.add_argument("--pairs", help="comma-separated META:TASK pairings of aliases, e.g. A:A,A:B,B:A,B:B (default A:A)")
+    cp.add_argument("--seeds", help="number of seeds (3 -> 0,1,2) or a comma-separated list (default 3)")
+    cp.add_argument("--split-seed", type=int, help="seed of the benchmark's splits, shared by every run (default 0)")
+    cp.add_argument("--iterations", type=_positive_int)
+    cp.add_argument("--max-rollouts", type=_positive_int, help="search rollouts per run")
+    cp.add_argument("--max-task-tokens", type=_positive_int)
+    cp.add_argument("--max-task-usd", type=_positive_float)
+    cp.add_argument("--max-meta-tokens", type=_positive_int)
+    cp.add_argument("--max-meta-usd", type=_positive_float)
+    cp.add_argument("--max-wall-clock", type=_positive_float, help="seconds for each run's search")
+    cp.add_argument("--meta-steps", type=_positive_int, help="meta-agent actions per iteration")
+    cp.add_argument("--trials", type=_positive_int)
+    cp.add_argument("--search-limit", type=_positive_int)
+    cp.add_argument("--test-limit", type=_positive_int)
+    cp.add_argument("--concurrency", type=_positive_int, help="rollouts at once within a run")
+    cp.add_argument("--parallel", type=_positive_int, help="runs at once (default 2)")
+    cp.add_argument("--timeout", type=_positive_float, help="wall-clock seconds per rollout")
+    cp.add_argument("--out", help="root folder of experiment directories (default: traces)")
+    cp.add_argument("--no-report", action="store_true", help="do not write report.md/.png/.html at the end")
+    cp.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    rp = sub.add_parser("report", help="write report.md, PNG plots and report.html for a run or an experiment")
+    rp.add_argument("dir", help="a run directory or an experiment directory")
+    rp.add_argument("--no-html", action="store_true", help="skip report.html")
+    rp.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     return parser
 
 
@@ -94,14 +134,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from harnessopt.benchmark import load_benchmark
-    from harnessopt.evaluation import evaluate_async
+    from harnessopt.evaluation import check_tasks, evaluate_async
     from harnessopt.harness import load_harness
 
     console = Console(stderr=True)
     harness = load_harness(args.harness)
     bench = load_benchmark(args.benchmark, data=args.data, seed=args.seed)
-    n_tasks = len(bench.tasks(args.split, limit=args.limit))
-    total = n_tasks * args.trials
+    tasks = bench.tasks(args.split, limit=args.limit)
+    check_tasks(bench.name, args.split, tasks)  # bad data is one line, before any progress bar
+    total = len(tasks) * args.trials
 
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -224,18 +265,171 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"eval": cmd_eval, "optimize": cmd_optimize, "show": cmd_show}
+def _compare_fields(args: argparse.Namespace) -> dict:
+    from harnessopt.comparison import parse_models_arg
+
+    fields = {
+        "name": args.name, "harness": args.harness, "benchmark": args.benchmark, "data": args.data,
+        "feedback": args.feedback, "pairs": args.pairs, "split_seed": args.split_seed, "trials": args.trials,
+        "search_limit": args.search_limit, "test_limit": args.test_limit, "concurrency": args.concurrency,
+        "parallel": args.parallel, "timeout_s": args.timeout, "out": args.out,
+    }
+    if args.models:
+        fields["models"] = parse_models_arg(args.models)
+    if args.seeds:
+        try:
+            fields["seeds"] = ([int(x) for x in args.seeds.split(",") if x.strip()] if "," in args.seeds
+                               else int(args.seeds))
+        except ValueError:
+            from harnessopt.errors import UsageError
+
+            raise UsageError(f"--seeds {args.seeds!r}: give a count (3) or a list (0,1,2)") from None
+    budget = {
+        "iterations": args.iterations, "rollouts": args.max_rollouts, "task_tokens": args.max_task_tokens,
+        "task_usd": args.max_task_usd, "meta_tokens": args.max_meta_tokens, "meta_usd": args.max_meta_usd,
+        "wall_clock_s": args.max_wall_clock, "meta_steps_per_iteration": args.meta_steps,
+    }
+    return {k: v for k, v in fields.items() if v is not None}, {k: v for k, v in budget.items() if v is not None}
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harnessopt.comparison import compare_async, load_grid, make_grid
+    from harnessopt.errors import UsageError
+    from harnessopt.optimizer import print_progress
+
+    if args.resume:
+        result = asyncio.run(compare_async(resume=args.resume, progress=print_progress))
+    else:
+        fields, budget = _compare_fields(args)
+        if args.grid:
+            spec = load_grid(args.grid)
+            fields = {**spec.model_dump(), **fields}
+            fields["budget"] = {**spec.budget.model_dump(), **budget}
+            spec = make_grid(**fields)
+        else:
+            if "harness" not in fields or "benchmark" not in fields:
+                raise UsageError("compare needs --harness FILE and --benchmark NAME (or --grid FILE, or --resume DIR)")
+            spec = make_grid(**fields, budget=budget)
+        print(f"experiment: {len(spec.arms())} arm(s) x {len(spec.seeds)} seed(s) = {len(spec.runs())} runs, "
+              f"{spec.parallel} at once; budget per run: {spec.budget_text()}", file=sys.stderr)
+        result = asyncio.run(compare_async(spec, progress=print_progress))
+    failed = [r for r in result.runs if r.status != "finished"]
+    if not args.no_report:
+        from harnessopt.report import write_report
+        from harnessopt.report.data import load_experiment
+
+        write_report(result.experiment_dir)
+        exp = load_experiment(result.experiment_dir)
+    if args.json:
+        print(result.model_dump_json(indent=2, exclude={"runs": {"__all__": {"result": {"history", "champion_code"}}}}))
+    else:
+        if not args.no_report:
+            print(f"{'arm':<28} {'seeds':>5} {'champion test':>14} {'95% CI':>13} {'improvement':>12} {'rollouts':>9} {'spot/full':>10}")
+            for a in exp.arms:
+                ci = f"{a.champion_test_ci[0]:.3f}-{a.champion_test_ci[1]:.3f}" if a.champion_test_ci else "-"
+                test = f"{a.champion_test:.3f}" if a.champion_test is not None else "-"
+                imp = f"{a.improvement:+.3f}" if a.improvement is not None else "-"
+                print(f"{a.name:<28} {a.runs_finished:>5} {test:>14} {ci:>13} {imp:>12} {a.rollouts:>9.0f} "
+                      f"{a.behaviour.spot_checks:>4}/{a.behaviour.full_evals:<5}")
+            for c in exp.comparisons:
+                print(f"- {c.sentence}")
+            print(f"report: {result.experiment_dir}/report.md, report.html")
+        for r in failed:
+            print(f"run {r.id}: {r.status}: {r.error}", file=sys.stderr)
+        print(f"experiment directory: {result.experiment_dir}")
+    if failed:
+        print(f"{len(failed)} run(s) did not finish; continue with: harnessopt compare --resume {result.experiment_dir}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harnessopt.report import write_report
+    from harnessopt.report.data import is_experiment_dir, load_experiment
+
+    files = write_report(args.dir, html=not args.no_html, plots=not args.no_plots)
+    if is_experiment_dir(args.dir):
+        for c in load_experiment(args.dir).comparisons:
+            print(f"- {c.sentence}")
+    for path in files.values():
+        print(path)
+    return 0
+
+
+COMMANDS = {"eval": cmd_eval, "optimize": cmd_optimize, "show": cmd_show, "compare": cmd_compare,
+            "report": cmd_report}
+
+
+class _ArgumentError(Exception):
+    """A bad command line, reported as one line (argparse's default prints the whole usage)."""
+
+
+def _one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """Make `parser` and all its subcommands raise _ArgumentError instead of printing usage."""
+
+    def error(self: argparse.ArgumentParser, message: str) -> None:
+        raise _ArgumentError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+    stack = [parser]
+    while stack:
+        p = stack.pop()
+        p.error = error.__get__(p)  # type: ignore[method-assign]
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(action.choices.values())
+
+
+def _validate_args(args: argparse.Namespace) -> None:
+    """Checks that need no data: model strings and keys, the --out folder. Done before anything
+    starts (a progress bar, a run directory), so bad input is one line and nothing else."""
+    from pathlib import Path
+
+    from harnessopt.errors import UsageError
+    from harnessopt.llm.gateway import preflight
+
+    if args.command == "eval":
+        preflight(args.task_model)
+    elif args.command == "optimize" and not getattr(args, "resume", None):
+        preflight(args.task_model)
+        preflight(args.meta_model)
+    out = getattr(args, "out", None)
+    if args.command in ("eval", "optimize") and out and Path(out).exists() and not Path(out).is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder; pass a folder for run directories")
+
+
+def _quiet_libraries() -> None:
+    """Libraries must not log their own copy of an error the CLI reports in one line (datasets
+    logs "Failed to load JSON ..." before raising, for example)."""
+    import logging
+
+    os.environ.setdefault("DATASETS_VERBOSITY", "critical")  # read when datasets is imported
+    for name in ("datasets", "huggingface_hub", "fsspec"):
+        if name in sys.modules or name == "datasets":
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit codes: 0 done, 2 bad input (one line on stderr: what is wrong and the fix), 130 interrupted."""
     from harnessopt.errors import USER_ERRORS
 
+    _quiet_libraries()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    _one_line_errors(parser)
     try:
+        args = parser.parse_args(argv)
+    except _ArgumentError as exc:
+        print(f"harnessopt: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        _validate_args(args)
         return COMMANDS[args.command](args)
     except USER_ERRORS as exc:
-        print(f"harnessopt: error: {exc}", file=sys.stderr)
+        print(f"harnessopt: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("harnessopt: interrupted", file=sys.stderr)
