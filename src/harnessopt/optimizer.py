@@ -14,22 +14,23 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from harnessopt.benchmark import Benchmark, load_benchmark  # noqa: E402
 from harnessopt.budget import Budget, BudgetExceeded, BudgetTracker, Spend  # noqa: E402
 from harnessopt.errors import UsageError  # noqa: E402
-from harnessopt.evaluation import DEFAULT_MAX_TOKENS, Evaluator, package_versions  # noqa: E402
+from harnessopt.evaluation import DEFAULT_MAX_TOKENS, Evaluator, check_tasks, package_versions  # noqa: E402
 from harnessopt.harness import load_harness  # noqa: E402
 from harnessopt.llm import LOCAL_MODEL, Gateway  # noqa: E402
+from harnessopt.llm.gateway import preflight_gateway  # noqa: E402
 from harnessopt.meta.agent import LLMProposer, Proposer  # noqa: E402
 from harnessopt.meta.views import FeedbackMode, FeedbackView  # noqa: E402
 from harnessopt.meta.workbench import Workbench  # noqa: E402
 from harnessopt.records import EvalResult, ModelParams, Record  # noqa: E402
 from harnessopt.runner import LocalProcessExecutor  # noqa: E402
-from harnessopt.store import RunStore  # noqa: E402
+from harnessopt.store import RunStore, StoreError  # noqa: E402
 
 
 class OptimizeConfig(Record):
@@ -87,6 +88,10 @@ ProgressFn = Callable[[str], None]
 
 
 def make_proposer(config: OptimizeConfig, gateway: Gateway) -> Proposer:
+    if config.meta_model == "random":  # random search over harness patterns: the control arm
+        from harnessopt.meta.random_proposer import RandomProposer
+
+        return RandomProposer(seed=config.seed)
     return LLMProposer(gateway, config.meta_model, temperature=config.meta_temperature,
                        max_tokens=config.meta_max_tokens, seed=config.seed, templates_dir=config.prompts_dir)
 
@@ -105,15 +110,29 @@ async def optimize_async(config: OptimizeConfig | None = None, *, resume: str | 
         info = store.info()
         if info.get("kind") != "optimize":
             raise UsageError(f"{resume}: not an optimize run (kind {info.get('kind')!r}); resume only optimize runs")
-        config = OptimizeConfig.model_validate(info["config"])
+        try:
+            config = OptimizeConfig.model_validate(info["config"])
+        except (KeyError, TypeError, ValidationError) as exc:
+            detail = str(exc).splitlines()[0][:160]
+            raise StoreError(f"{resume}/run.json: its config is incomplete or from another harnessopt version "
+                             f"({detail}); start a new run") from None
     elif config is None:
         raise UsageError("optimize needs a config or resume=RUN_DIR")
     harness = load_harness(config.harness)
     bench = benchmark or load_benchmark(config.benchmark, data=config.data, seed=config.seed)
+    if resume is not None and info.get("benchmark_fingerprint") not in (None, bench.fingerprint):
+        raise UsageError(f"{resume}: the benchmark's data changed since this run started (fingerprint "
+                         f"{info.get('benchmark_fingerprint')}, now {bench.fingerprint}); resume with the same data "
+                         "or start a new run")
+    preflight_gateway(gateway, config.task_model)  # unknown model / missing key: before any run directory
+    if proposer is None:
+        preflight_gateway(gateway, config.meta_model)
     search_tasks = bench.tasks("search", limit=config.search_limit)
     test_tasks = bench.tasks("test", limit=config.test_limit)
     if not search_tasks or not test_tasks:
         raise UsageError(f"benchmark {bench.name!r} needs search and test tasks (has {len(search_tasks)} and {len(test_tasks)})")
+    check_tasks(bench.name, "search", search_tasks)
+    check_tasks(bench.name, "test", test_tasks)
     baseline_cost = len(search_tasks) * config.trials * (2 if config.measure_noise else 1)
     if config.budget.rollouts is not None and config.budget.rollouts < baseline_cost:
         raise UsageError(

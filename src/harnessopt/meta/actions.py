@@ -11,6 +11,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from harnessopt.patterns.library import PATTERN_NAMES
+
 
 class _Action(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -82,6 +84,23 @@ class EditHarness(_Action):
     parent: str | None = None
 
 
+class ListPatterns(_Action):
+    """List the harness patterns (known-good changes) for this benchmark's task shape, with their params."""
+
+    action: Literal["list_patterns"] = "list_patterns"
+
+
+class ApplyPattern(_Action):
+    """Propose a candidate by applying a harness pattern to a parent (default the champion): a complete new harness."""
+
+    action: Literal["apply_pattern"] = "apply_pattern"
+    name: Literal[PATTERN_NAMES]  # type: ignore[valid-type]
+    params: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="the pattern's params (list_patterns shows them); {} for the defaults")
+    hypothesis: str = Field(max_length=2000, description="what this change should fix and why")
+    parent: str | None = None
+
+
 class SpotCheck(_Action):
     """Run a candidate on a few chosen search-split tasks (informs; never promotes)."""
 
@@ -114,7 +133,7 @@ class Finish(_Action):
 
 ACTION_TYPES: tuple[type[_Action], ...] = (
     Overview, ListFailures, ReadTrace, SearchTraces, ReadHarness, Diff, WriteHarness, EditHarness,
-    SpotCheck, FullEval, Note, Finish,
+    ListPatterns, ApplyPattern, SpotCheck, FullEval, Note, Finish,
 )
 MetaAction = Annotated[Union[ACTION_TYPES], Field(discriminator="action")]  # type: ignore[valid-type]
 ACTION_ADAPTER: TypeAdapter = TypeAdapter(MetaAction)

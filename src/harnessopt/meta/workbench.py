@@ -21,6 +21,7 @@ from harnessopt.evaluation import Evaluator
 from harnessopt.harness import HarnessError, HarnessFile, harness_from_source, validate_source
 from harnessopt.meta import actions as A
 from harnessopt.meta.views import FeedbackView
+from harnessopt.patterns import PatternError, apply_pattern, describe_patterns
 from harnessopt.records import EvalResult, LabelledTask, RolloutTrace
 from harnessopt.store import CandidateMeta, RunStore, atomic_write
 
@@ -268,6 +269,19 @@ class Workbench:
             raise ActionError(f"the search text {where} in {parent.id}; copy one exact, unique snippet (read_harness shows the code)")
         source = parent.source.replace(a.search, a.replace, 1)
         return self._proposed(self.add_candidate(source, parent=parent.id, hypothesis=a.hypothesis, origin="edit_harness"))
+
+    async def _do_list_patterns(self, a: A.ListPatterns) -> str:
+        champion = self.candidates.get(self.state.champion)
+        return describe_patterns(self.benchmark.spec.task_shape, champion.source if champion else None)
+
+    async def _do_apply_pattern(self, a: A.ApplyPattern) -> str:
+        parent = self.candidate(a.parent)
+        try:
+            result = apply_pattern(parent.source, a.name, a.params, self.benchmark.spec.task_shape)
+        except PatternError as exc:
+            raise ActionError(str(exc)) from None
+        return self._proposed(self.add_candidate(result.source, parent=parent.id, origin=f"apply_pattern:{a.name}",
+                                                 hypothesis=f"{a.hypothesis.strip()} [{result.note}]"))
 
     def _proposed(self, c: Candidate) -> str:
         if c.harness is None:

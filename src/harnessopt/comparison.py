@@ -1,0 +1,472 @@
+"""Experiments (`harnessopt.compare`, `harnessopt compare`): a grid of arms (feedback mode x (meta model, task model) pairing) x seeds.
+
+Each (arm, seed) is an independent optimize run with the same seed harness, benchmark, splits
+and budgets, in its own run directory under the experiment directory:
+
+    <out>/<experiment_id>/
+      experiment.json                 the grid spec, the models, every run's status
+      runs/<arm>-seed<k>/             an ordinary optimize run directory (see store.py)
+      report.md, *.png, report.html   written by `harnessopt report` (and at the end of compare)
+
+Arms and seeds run concurrently up to `parallel`; `resume` skips finished runs, resumes killed
+ones from their own caches (nothing is paid twice) and starts runs that never began.
+
+Splits are fixed for the whole experiment: the benchmark is loaded once with `split_seed`, so
+every arm and every seed searches and is tested on the same tasks. A run's `seed` varies the
+meta-agent's sampling and the task model's seed, not the tasks. (So resume an experiment's run
+through `compare --resume`, which passes that benchmark, not `optimize --resume`.)
+
+A second local "model" for cross-pairings without API keys: `local/gemma-3-270m@t0.9` means the
+same weights decoded at temperature 0.9 (`parse_model_spec`). It is labelled as such everywhere:
+it is a different decoding configuration, not a different model family.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import Field, field_validator, model_validator
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from harnessopt.budget import Budget  # noqa: E402
+from harnessopt.errors import UsageError  # noqa: E402
+from harnessopt.llm import LOCAL_MODEL  # noqa: E402
+from harnessopt.meta.views import FeedbackMode  # noqa: E402
+from harnessopt.optimizer import OptimizeConfig, OptimizeResult  # noqa: E402
+from harnessopt.records import Record  # noqa: E402
+from harnessopt.store import atomic_write, new_run_id, safe_name  # noqa: E402
+
+EXPERIMENT_FORMAT = 1
+_TEMP_SUFFIX = re.compile(r"^(?P<model>.+)@t(?P<temp>\d+(?:\.\d+)?)$")
+
+
+# --------------------------------------------------------------------------- models and pairings
+
+
+class ModelSpec(Record):
+    """One model as an experiment uses it: a litellm model string, optionally with its own decoding."""
+
+    alias: str
+    spec: str  # as written, e.g. "local/gemma-3-270m@t0.9"
+    model: str  # what the gateway is asked for, e.g. "local/gemma-3-270m"
+    temperature: float | None = None  # None: the run's default for that side
+    label: str = ""
+
+
+def parse_model_spec(spec: str, alias: str = "") -> ModelSpec:
+    """`MODEL` or `MODEL@t<temperature>` (same weights, another sampling temperature).
+
+    Only a `@t<number>` suffix is special, so provider names with `@` (e.g. Vertex AI's
+    `claude-3-5-sonnet@20240620`) pass through unchanged.
+    """
+    spec = spec.strip()
+    if not spec:
+        raise UsageError("empty model spec; give a litellm model string such as local/gemma-3-270m")
+    m = _TEMP_SUFFIX.match(spec)
+    if m is None:
+        return ModelSpec(alias=alias or spec, spec=spec, model=spec, label=spec)
+    model, temp = m.group("model"), float(m.group("temp"))
+    return ModelSpec(alias=alias or spec, spec=spec, model=model, temperature=temp,
+                     label=f"{model} at temperature {temp:g} (same weights, different decoding; not another model family)")
+
+
+class Arm(Record):
+    name: str
+    feedback: FeedbackMode
+    meta: str  # model alias
+    task: str  # model alias
+
+    @property
+    def same_model(self) -> bool:
+        return self.meta == self.task
+
+
+class RunEntry(Record):
+    id: str  # directory name under runs/
+    arm: str
+    seed: int
+    status: str = "pending"  # pending | running | finished | failed
+    error: str = ""
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+# --------------------------------------------------------------------------- the grid spec
+
+
+class GridSpec(Record):
+    """What an experiment runs. Every arm shares everything here except its feedback and pairing."""
+
+    name: str = "experiment"
+    harness: str
+    benchmark: str
+    data: str | None = None
+    feedback: list[FeedbackMode] = Field(default_factory=lambda: ["traces", "scores"])
+    models: dict[str, str] = Field(default_factory=lambda: {"A": LOCAL_MODEL})
+    pairs: list[str] = Field(default_factory=lambda: ["A:A"])  # "META:TASK", aliases or model strings
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    split_seed: int = 0
+    budget: Budget = Field(default_factory=Budget)
+    trials: int = Field(default=1, ge=1)
+    search_limit: int | None = Field(default=None, ge=1)
+    test_limit: int | None = Field(default=None, ge=1)
+    parallel: int = Field(default=2, ge=1)  # runs at once
+    # Per-run settings; None leaves OptimizeConfig's own default (so the two never disagree).
+    concurrency: int | None = Field(default=None, ge=1)  # rollouts at once within one run
+    timeout_s: float | None = Field(default=None, gt=0)
+    temperature: float | None = None  # task side (a model's @t overrides it)
+    max_tokens: int | None = Field(default=None, ge=1)
+    meta_temperature: float | None = None  # meta side (a model's @t overrides it)
+    meta_max_tokens: int | None = Field(default=None, ge=16)
+    measure_noise: bool = True
+    test_every_champion: bool = False
+    prompts_dir: str | None = None
+    out: str = "traces"
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool):
+            if v < 1:
+                raise ValueError("seeds must be a positive count or a list of seeds")
+            return list(range(v))
+        return v
+
+    @field_validator("feedback", "pairs", mode="before")
+    @classmethod
+    def _comma_list(cls, v: Any) -> Any:
+        return [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _check(self) -> "GridSpec":
+        if not self.feedback:
+            raise ValueError("feedback needs at least one mode")
+        if not self.pairs:
+            raise ValueError("pairs needs at least one META:TASK pairing")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds must be non-empty and distinct")
+        if len(set(self.feedback)) != len(self.feedback):
+            raise ValueError("feedback modes must be distinct")
+        self.model_specs()  # validates aliases and pairs
+        self.arms()
+        return self
+
+    # ------------------------------------------------------------------ derived
+
+    def model_specs(self) -> dict[str, ModelSpec]:
+        specs = {alias: parse_model_spec(s, alias) for alias, s in self.models.items()}
+        for pair in self.pairs:
+            for side in _split_pair(pair, specs):
+                if side not in specs:  # a model string used directly in a pair
+                    specs[side] = parse_model_spec(side)
+        return specs
+
+    def arms(self) -> list[Arm]:
+        specs = {alias: parse_model_spec(s, alias) for alias, s in self.models.items()}
+        arms = []
+        for fb in self.feedback:
+            for pair in self.pairs:
+                meta, task = _split_pair(pair, specs)
+                arms.append(Arm(name=f"{fb}-{_short(meta)}-{_short(task)}", feedback=fb, meta=meta, task=task))
+        names = [a.name for a in arms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"arms repeat: {', '.join(sorted(n for n in set(names) if names.count(n) > 1))}")
+        return arms
+
+    def runs(self) -> list[RunEntry]:
+        return [RunEntry(id=f"{arm.name}-seed{seed}", arm=arm.name, seed=seed)
+                for arm in self.arms() for seed in self.seeds]
+
+    def run_config(self, arm: Arm, seed: int, runs_dir: Path) -> OptimizeConfig:
+        specs = self.model_specs()
+        meta, task = specs[arm.meta], specs[arm.task]
+        optional = {
+            "concurrency": self.concurrency, "timeout_s": self.timeout_s, "max_tokens": self.max_tokens,
+            "meta_max_tokens": self.meta_max_tokens,
+            "temperature": task.temperature if task.temperature is not None else self.temperature,
+            "meta_temperature": meta.temperature if meta.temperature is not None else self.meta_temperature,
+        }
+        return OptimizeConfig(
+            harness=self.harness, benchmark=self.benchmark, data=self.data, task_model=task.model,
+            meta_model=meta.model, feedback=arm.feedback, budget=self.budget, seed=seed, trials=self.trials,
+            search_limit=self.search_limit, test_limit=self.test_limit, measure_noise=self.measure_noise,
+            test_every_champion=self.test_every_champion, prompts_dir=self.prompts_dir, out=str(runs_dir),
+            **{k: v for k, v in optional.items() if v is not None},
+        )
+
+    def budget_text(self) -> str:
+        b = self.budget
+        parts = [f"{b.iterations} iteration(s)", f"{b.rollouts} search rollouts" if b.rollouts else "unlimited rollouts",
+                 f"{b.meta_steps_per_iteration} meta steps/iteration"]
+        if self.search_limit:
+            parts.append(f"{self.search_limit} search tasks")
+        if self.test_limit:
+            parts.append(f"{self.test_limit} test tasks")
+        return ", ".join(parts)
+
+
+def _short(alias: str) -> str:
+    return safe_name(alias)[:40]
+
+
+def _split_pair(pair: str, specs: dict[str, ModelSpec]) -> tuple[str, str]:
+    """'A:B' -> ('A', 'B'). Sides are aliases or model strings (which may hold ':' themselves)."""
+    cuts = [i for i, ch in enumerate(pair) if ch == ":"]
+    both_known = [(pair[:i], pair[i + 1:]) for i in cuts if pair[:i] in specs and pair[i + 1:] in specs]
+    if len(both_known) == 1:
+        return both_known[0]
+    if len(cuts) == 1 and cuts[0] not in (0, len(pair) - 1):
+        return pair[:cuts[0]], pair[cuts[0] + 1:]
+    raise ValueError(f"pair {pair!r} is not META:TASK; name the models with aliases "
+                     "(--models A=MODEL,B=MODEL, then --pairs A:B)")
+
+
+def parse_models_arg(text: str) -> dict[str, str]:
+    """'A=local/gemma-3-270m,B=local/gemma-3-270m@t0.9' -> {'A': ..., 'B': ...}."""
+    out: dict[str, str] = {}
+    for part in [p.strip() for p in text.split(",") if p.strip()]:
+        alias, eq, spec = part.partition("=")
+        if not eq or not alias.strip() or not spec.strip():
+            raise UsageError(f"--models entry {part!r} is not ALIAS=MODEL (e.g. A=local/gemma-3-270m)")
+        out[alias.strip()] = spec.strip()
+    return out
+
+
+def load_grid(path: str | Path, **overrides: Any) -> GridSpec:
+    """A grid spec from a .toml, .yaml/.yml or .json file; relative paths resolve against its folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such grid file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise UsageError(f"{path}: grid files are .toml, .yaml/.yml or .json")
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any parse error is the user's file
+        raise UsageError(f"{path}: cannot parse: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a table of settings at the top level")
+    data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+    for key in ("harness", "data", "prompts_dir"):
+        value = data.get(key)
+        if isinstance(value, str) and value and not Path(value).is_absolute() and (path.parent / value).exists():
+            data[key] = str((path.parent / value).resolve())
+    return make_grid(**data)
+
+
+def make_grid(**fields: Any) -> GridSpec:
+    """A GridSpec with friendly errors (UsageError naming the field) instead of pydantic's."""
+    from pydantic import ValidationError
+
+    try:
+        return GridSpec.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "grid"
+        raise UsageError(f"grid spec: {where}: {first['msg']}") from None
+
+
+# --------------------------------------------------------------------------- results
+
+
+class RunOutcome(Record):
+    id: str
+    arm: str
+    seed: int
+    status: str
+    run_dir: str
+    error: str = ""
+    result: OptimizeResult | None = None
+
+
+class ExperimentResult(Record):
+    experiment_dir: str
+    name: str
+    runs: list[RunOutcome] = Field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return all(r.status == "finished" for r in self.runs)
+
+
+ProgressFn = Callable[[str], None]
+# Test seams: each (run entry, config) -> a gateway / proposer / executor for that run (None: default).
+Factory = Callable[[RunEntry, OptimizeConfig], Any]
+
+
+class _Experiment:
+    """experiment.json and the runs folder; run statuses are rewritten atomically as they change."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.runs_dir = path / "runs"
+
+    def read(self) -> dict[str, Any]:
+        file = self.path / "experiment.json"
+        if not file.is_file():
+            raise UsageError(f"{self.path}: not an experiment directory (no experiment.json)")
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{file}: corrupt JSON at line {exc.lineno}") from None
+        if data.get("format") != EXPERIMENT_FORMAT:
+            raise UsageError(f"{file}: experiment format {data.get('format')!r} is not {EXPERIMENT_FORMAT}")
+        return data
+
+    def write(self, data: dict[str, Any]) -> None:
+        atomic_write(self.path / "experiment.json", json.dumps(data, indent=2, default=str) + "\n")
+
+    def set_run(self, entry: RunEntry) -> None:
+        data = self.read()
+        data["runs"] = [entry.model_dump() if r["id"] == entry.id else r for r in data["runs"]]
+        self.write(data)
+
+
+def _run_finished(run_dir: Path) -> OptimizeResult | None:
+    """The stored result of a finished run, or None if the run is absent or unfinished."""
+    try:
+        info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not info.get("finished") or "result" not in info:
+        return None
+    from harnessopt.store import RunStore
+
+    data = dict(info["result"])  # run.json leaves out the code and the ledger: read them back
+    try:
+        store = RunStore.open(run_dir)
+        data.setdefault("champion_code", store.candidate_source(data["champion_id"]))
+        data.setdefault("history", store.ledger())
+        return OptimizeResult.model_validate(data)
+    except Exception:  # noqa: BLE001 - an older or hand-edited result: treat as unfinished
+        return None
+
+
+async def compare_async(spec: GridSpec | None = None, *, resume: str | Path | None = None,
+                        benchmark: Any = None, progress: ProgressFn | None = None,
+                        gateway_factory: Factory | None = None, proposer_factory: Factory | None = None,
+                        executor_factory: Factory | None = None,
+                        experiment_id: str | None = None) -> ExperimentResult:
+    """Run (or resume) every (arm, seed) of a grid, at most `spec.parallel` at once.
+
+    A run that raises is recorded as failed (its error in experiment.json) and the others go on;
+    `resume` retries it. `benchmark` passes an already-built Benchmark (tests, custom data);
+    pass it again on resume.
+    """
+    from harnessopt.benchmark import load_benchmark
+    from harnessopt.evaluation import package_versions
+    from harnessopt.harness import load_harness
+    from harnessopt.optimizer import optimize_async
+
+    say = progress or (lambda line: None)
+    if resume is not None:
+        exp = _Experiment(Path(resume))
+        data = exp.read()
+        spec = GridSpec.model_validate(data["spec"])
+    elif spec is None:
+        raise UsageError("compare needs a grid spec or resume=EXPERIMENT_DIR")
+    load_harness(spec.harness)  # fail early on a bad seed harness, before any directory exists
+    bench = benchmark or load_benchmark(spec.benchmark, data=spec.data, seed=spec.split_seed)
+    if resume is None:
+        exp_id = experiment_id or new_run_id(f"cmp-{spec.name}")
+        exp = _Experiment(Path(spec.out) / exp_id)
+        if exp.path.exists():
+            raise UsageError(f"{exp.path}: experiment directory already exists; use --resume or another --out")
+        exp.runs_dir.mkdir(parents=True)
+        data = {
+            "format": EXPERIMENT_FORMAT, "kind": "experiment", "id": exp_id, "created_at": time.time(),
+            "spec": spec.model_dump(mode="json"),
+            "models": {a: m.model_dump() for a, m in spec.model_specs().items()},
+            "arms": [a.model_dump() for a in spec.arms()],
+            "runs": [r.model_dump() for r in spec.runs()],
+            "benchmark": bench.name, "benchmark_fingerprint": bench.fingerprint,
+            "versions": package_versions(),
+        }
+        exp.write(data)
+    elif data.get("benchmark_fingerprint") not in (None, bench.fingerprint):
+        raise UsageError(f"{exp.path}: the benchmark differs from the one this experiment started with "
+                         f"(fingerprint {bench.fingerprint} vs {data['benchmark_fingerprint']}); pass the same data")
+    entries = [RunEntry.model_validate(r) for r in data["runs"]]
+    arms = {a.name: a for a in spec.arms()}
+    gate = asyncio.Semaphore(spec.parallel)
+    outcomes: dict[str, RunOutcome] = {}
+    stopping: list[BaseException] = []  # a kill (Ctrl-C, cancellation) stops new runs from starting
+
+    async def one(entry: RunEntry) -> None:
+        run_dir = exp.runs_dir / entry.id
+        done = _run_finished(run_dir)
+        if done is not None:
+            outcomes[entry.id] = RunOutcome(id=entry.id, arm=entry.arm, seed=entry.seed, status="finished",
+                                            run_dir=str(run_dir), result=done)
+            if entry.status != "finished":
+                exp.set_run(entry.model_copy(update={"status": "finished", "error": ""}))
+            say(f"[{entry.id}] already finished: skipped")
+            return
+        async with gate:
+            if stopping:
+                return
+            config = spec.run_config(arms[entry.arm], entry.seed, exp.runs_dir)
+            entry = entry.model_copy(update={"status": "running", "error": "", "started_at": time.time()})
+            exp.set_run(entry)
+            kwargs: dict[str, Any] = {"benchmark": bench, "progress": lambda line: say(f"[{entry.id}] {line}")}
+            for name, factory in (("gateway", gateway_factory), ("proposer", proposer_factory),
+                                  ("executor", executor_factory)):
+                made = factory(entry, config) if factory else None
+                if made is not None:
+                    kwargs[name] = made
+            resuming = (run_dir / "run.json").is_file()
+            if run_dir.is_dir() and not resuming and not any(run_dir.iterdir()):
+                run_dir.rmdir()  # killed between creating the directory and writing run.json
+            say(f"[{entry.id}] {'resuming' if resuming else 'starting'}: feedback {config.feedback}, "
+                f"meta {config.meta_model} (t={config.meta_temperature:g}), task {config.task_model} (t={config.temperature:g})")
+            try:
+                if resuming:
+                    result = await optimize_async(resume=run_dir, **kwargs)
+                else:
+                    result = await optimize_async(config, run_id=entry.id, **kwargs)
+            except BaseException as exc:
+                if not isinstance(exc, Exception):  # killed: stop here; resume continues this run
+                    stopping.append(exc)
+                    raise
+                # one failed run must not sink the experiment: record it, go on with the others
+                error = f"{type(exc).__name__}: {exc}"
+                exp.set_run(entry.model_copy(update={"status": "failed", "error": error[:2000]}))
+                outcomes[entry.id] = RunOutcome(id=entry.id, arm=entry.arm, seed=entry.seed, status="failed",
+                                                run_dir=str(run_dir), error=error)
+                say(f"[{entry.id}] failed: {error}")
+                return
+            exp.set_run(entry.model_copy(update={"status": "finished", "finished_at": time.time()}))
+            outcomes[entry.id] = RunOutcome(id=entry.id, arm=entry.arm, seed=entry.seed, status="finished",
+                                            run_dir=str(run_dir), result=result)
+            say(f"[{entry.id}] finished: test {result.seed_test.score:.3f} -> {result.champion_test.score:.3f}")
+
+    await asyncio.gather(*(one(e) for e in entries))
+    missing = [e for e in entries if e.id not in outcomes]
+    for e in missing:  # not started because the experiment was stopped
+        outcomes[e.id] = RunOutcome(id=e.id, arm=e.arm, seed=e.seed, status="pending",
+                                    run_dir=str(exp.runs_dir / e.id))
+    return ExperimentResult(experiment_dir=str(exp.path), name=spec.name,
+                            runs=[outcomes[e.id] for e in entries])
+
+
+def compare(spec: GridSpec | None = None, **kwargs: Any) -> ExperimentResult:
+    """Synchronous `compare_async`: run (or resume, with resume=DIR) a grid of optimize runs."""
+    return asyncio.run(compare_async(spec, **kwargs))

@@ -1,0 +1,245 @@
+"""The pattern library: known-good harness changes, each a typed transformation of a recipe.
+
+A pattern takes the current harness (its embedded recipe, or one read from hand-written code),
+changes one part of the recipe with validated parameters, and renders a new complete harness
+file. Patterns compose because each owns one part of the recipe: applying retrieval few-shot,
+then label constraint, then a vote gives a harness that does all three. Applying a pattern
+again replaces its part (e.g. a different k). See docs/PATTERNS.md.
+
+No pattern mentions a benchmark: the generated code reads labels (`ctx.labels`) and examples
+(`ctx.examples`) when it runs.
+"""
+
+from __future__ import annotations
+
+import random
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harnessopt.patterns.recipe import (
+    TASK_SHAPES, LabelConstraint, Recipe, Repair, Retrieval, Retry, ToolUse, Vote, recipe_for_source,
+)
+from harnessopt.patterns.render import render_harness
+
+ALL_SHAPES = TASK_SHAPES
+
+
+class PatternError(ValueError):
+    """A pattern that cannot be applied (unknown, wrong task shape, bad params, no change)."""
+
+
+class PromptMode(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    instruction: bool = Field(default=False, description="keep an instruction line above the examples")
+
+
+@dataclass(frozen=True)
+class Pattern:
+    name: str
+    summary: str                 # one line: what it does
+    helps: str                   # one line: when it helps
+    params: type[BaseModel]
+    shapes: tuple[str, ...]
+    change: Callable[[Recipe, Any], Recipe]
+    # Values the random proposer draws from (per field; shape-specific overrides below).
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    grid_by_shape: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+
+    def applies_to(self, task_shape: str) -> bool:
+        return task_shape in self.shapes
+
+    def validate(self, params: dict[str, Any] | None) -> BaseModel:
+        try:
+            return self.params.model_validate(params or {})
+        except ValidationError as exc:
+            errs = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors()[:3])
+            raise PatternError(f"{self.name}: invalid params ({errs}); params are {describe_params(self.params)}") from None
+
+    def sample(self, rng: random.Random, task_shape: str) -> dict[str, Any]:
+        """Random parameters: each field drawn from the grid, or its type's range."""
+        grid = {**self.grid, **self.grid_by_shape.get(task_shape, {})}
+        out: dict[str, Any] = {}
+        for name, info in self.params.model_fields.items():
+            if name in grid:
+                out[name] = rng.choice(grid[name])
+            elif typing.get_origin(info.annotation) is Literal:
+                out[name] = rng.choice(typing.get_args(info.annotation))
+            elif info.annotation is bool:
+                out[name] = rng.random() < 0.5
+        return out
+
+
+def describe_params(model: type[BaseModel]) -> str:
+    parts = []
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        if typing.get_origin(ann) is Literal:
+            kind = "|".join(str(a) for a in typing.get_args(ann))
+        else:
+            kind = getattr(ann, "__name__", str(ann))
+            lo = next((m.ge for m in info.metadata if hasattr(m, "ge")), None)
+            hi = next((m.le for m in info.metadata if hasattr(m, "le")), None)
+            if lo is not None and hi is not None:
+                kind += f" {lo}..{hi}"
+        parts.append(f"{name} ({kind}, default {info.default!r})")
+    return ", ".join(parts) or "none"
+
+
+# --------------------------------------------------------------------------- the changes
+
+
+def _retrieval(r: Recipe, p: Retrieval) -> Recipe:
+    return r.model_copy(update={"retrieval": p})
+
+
+def _labels(r: Recipe, p: LabelConstraint) -> Recipe:
+    # Grammar-constrained labels need room for the quotes and the longest label.
+    max_tokens = max(r.max_tokens, 32) if p.mode == "grammar" else r.max_tokens
+    return r.model_copy(update={"labels": p, "max_tokens": max_tokens})
+
+
+def _completion(r: Recipe, p: PromptMode) -> Recipe:
+    return r.model_copy(update={"prompt_mode": "completion", "instruction": p.instruction})
+
+
+def _chat(r: Recipe, p: PromptMode) -> Recipe:
+    return r.model_copy(update={"prompt_mode": "chat", "instruction": p.instruction})
+
+
+class ChatMode(PromptMode):
+    instruction: bool = Field(default=True, description="keep an instruction line above the examples")
+
+
+def _vote(r: Recipe, p: Vote) -> Recipe:
+    return r.model_copy(update={"vote": p})
+
+
+def _tool(r: Recipe, p: ToolUse) -> Recipe:
+    return r.model_copy(update={"tool": p, "max_tokens": max(r.max_tokens, 256)})
+
+
+def _retry(r: Recipe, p: Retry) -> Recipe:
+    return r.model_copy(update={"retry": p})
+
+
+_EXTRACT_OK = {"classification": {"auto", "first_line"}, "short_answer": {"auto", "first_line"},
+               "math": {"auto", "last_number", "first_line"}, "code": {"auto", "code"}}
+
+
+def _repair(r: Recipe, p: Repair) -> Recipe:
+    if p.extract not in _EXTRACT_OK[r.task_shape]:
+        raise PatternError(f"format_repair: extract={p.extract!r} does not fit a {r.task_shape} task; "
+                           f"use one of {', '.join(sorted(_EXTRACT_OK[r.task_shape]))}")
+    return r.model_copy(update={"repair": p})
+
+
+PATTERNS: dict[str, Pattern] = {p.name: p for p in [
+    Pattern("retrieval_fewshot", "few-shot prompt over the k most similar labelled train examples (BM25)",
+            "almost always for a small model: examples show the answer format and the nearest cases",
+            Retrieval, ALL_SHAPES, _retrieval,
+            grid={"k": [2, 4, 8, 12, 16]}, grid_by_shape={"math": {"k": [2, 4, 6]}, "code": {"k": [1, 2, 3]}}),
+    Pattern("label_constraint", "answers constrained to the label set: snap text onto a label, or decode only labels",
+            "classification whose answers miss the exact label spelling",
+            LabelConstraint, ("classification",), _labels),
+    Pattern("completion_mode", "plain text-completion prompt instead of a chat turn",
+            "base models (no chat template), e.g. the embedded Gemma 3 270M",
+            PromptMode, ALL_SHAPES, _completion),
+    Pattern("chat_mode", "one chat turn instead of a completion prompt",
+            "instruction-tuned chat models, after completion_mode",
+            ChatMode, ALL_SHAPES, _chat),
+    Pattern("self_consistency", "n sampled answers, majority vote",
+            "answers that vary between samples, when the budget allows n calls per task",
+            Vote, ("classification", "short_answer", "math"), _vote,
+            grid={"n": [3, 5, 7], "temperature": [0.3, 0.5, 0.7, 1.0]}),
+    Pattern("tool_use", "calculator in the generation loop, or a Python program run by the python tool",
+            "arithmetic errors in otherwise sound reasoning",
+            ToolUse, ("math",), _tool, grid={"max_calls": [4, 6, 8]}),
+    Pattern("verify_retry", "check each answer's form (label, number, code compiles) and resample when it fails",
+            "answers that are sometimes malformed (no label, no number, syntax errors)",
+            Retry, ALL_SHAPES, _retry, grid={"max_retries": [1, 2, 3], "temperature": [0.5, 0.7, 1.0]}),
+    Pattern("format_repair", "cut the model's text down to the answer: first line, final number or code only",
+            "right answers wrapped in prose, prefixes, quotes, fences or extra lines",
+            Repair, ALL_SHAPES, _repair,
+            grid_by_shape={"classification": {"extract": ["auto"]}, "short_answer": {"extract": ["auto"]},
+                           "math": {"extract": ["auto", "last_number"]}, "code": {"extract": ["auto"]}}),
+]}
+PATTERN_NAMES: tuple[str, ...] = tuple(PATTERNS)
+
+
+class PatternResult(BaseModel):
+    source: str
+    recipe: Recipe
+    applied: str          # e.g. "retrieval_fewshot(k=8, order='best_last')"
+    from_recipe: bool     # built on the parent's embedded recipe (False: the parent was hand-written)
+    note: str             # one line for the candidate's hypothesis
+
+
+def get_pattern(name: str) -> Pattern:
+    if name not in PATTERNS:
+        raise PatternError(f"unknown pattern {name!r}; patterns: {', '.join(PATTERN_NAMES)}")
+    return PATTERNS[name]
+
+
+def applicable(task_shape: str) -> list[Pattern]:
+    return [p for p in PATTERNS.values() if p.applies_to(task_shape)]
+
+
+def apply_pattern(source: str, name: str, params: dict[str, Any] | None, task_shape: str) -> PatternResult:
+    """Apply pattern `name` to the harness `source` of a `task_shape` benchmark.
+
+    Raises PatternError when the pattern is unknown, does not apply to the shape, gets invalid
+    params, or would not change the harness.
+    """
+    pattern = get_pattern(name)
+    if not pattern.applies_to(task_shape):
+        raise PatternError(f"{name} applies to {', '.join(pattern.shapes)} tasks; this benchmark's tasks are {task_shape}")
+    p = pattern.validate(params)
+    base, from_recipe = recipe_for_source(source, task_shape)
+    changed = pattern.change(base, p)
+    shown = ", ".join(f"{k}={v!r}" for k, v in p.model_dump().items())
+    applied = f"{name}({shown})"
+    new = changed.model_copy(update={"applied": [*base.applied, applied]})
+    new_source = render_harness(new)
+    if from_recipe and changed == base:
+        raise PatternError(f"{applied} does not change the harness: it already does this; "
+                           "try other params, another pattern, or another parent")
+    if new_source == source:
+        raise PatternError(f"{applied} does not change the harness")
+    if from_recipe:
+        note = f"pattern {applied} on the parent's recipe"
+    else:
+        note = (f"pattern {applied}; the parent is hand-written, so the new file replaces it wholesale, "
+                f"starting from a recipe read from its code ({'; '.join(_inferred_summary(base))})")
+    return PatternResult(source=new_source, recipe=new, applied=applied, from_recipe=from_recipe, note=note)
+
+
+def _inferred_summary(r: Recipe) -> list[str]:
+    out = [f"{r.prompt_mode} prompt"]
+    if r.retrieval:
+        out.append(f"retrieval k={r.retrieval.k}")
+    if r.labels:
+        out.append("labels matched")
+    return out
+
+
+def describe_patterns(task_shape: str, source: str | None = None) -> str:
+    """The text of the `list_patterns` observation: patterns for this shape, with params."""
+    lines = [f"Harness patterns for {task_shape} tasks. Each writes a complete new harness from the parent's "
+             "recipe; apply_pattern(name, params, hypothesis[, parent]). Patterns compose: apply one on top of "
+             "another. Free-form edits stay available; patterns are options, not limits."]
+    for p in applicable(task_shape):
+        lines.append(f"- {p.name}: {p.summary}. Helps: {p.helps}. Params: {describe_params(p.params)}")
+    others = [p.name for p in PATTERNS.values() if not p.applies_to(task_shape)]
+    if others:
+        lines.append(f"(not for {task_shape}: {', '.join(others)})")
+    if source is not None:
+        recipe, embedded = recipe_for_source(source, task_shape)
+        if embedded:
+            lines.append(f"The champion's recipe: {' + '.join(recipe.applied) or 'default'}")
+        else:
+            lines.append("The champion is hand-written: a pattern replaces it with a generated harness starting from "
+                         f"{'; '.join(_inferred_summary(recipe))}.")
+    return "\n".join(lines)

@@ -1,0 +1,162 @@
+"""The harness recipe: a small typed description of a generated harness.
+
+Every harness the pattern library writes is rendered from a `Recipe` (see `render.py`) and
+carries that recipe as a `RECIPE = {...}` literal, so a later pattern starts from it: patterns
+compose by changing one part of the recipe and rendering the whole file again. A hand-written
+harness has no recipe; `recipe_for_source` then reads a best-effort starting recipe from its code
+(prompt mode, retrieval k and order, use of the label set) on top of the task shape's defaults.
+
+Parts are optional: `None` means the harness does not do that thing.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+TaskShape = Literal["classification", "short_answer", "math", "code"]
+TASK_SHAPES: tuple[str, ...] = ("classification", "short_answer", "math", "code")
+
+
+class Part(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Retrieval(Part):
+    """Few-shot over the most similar labelled train examples (BM25 via ctx.examples.similar)."""
+
+    k: int = Field(default=8, ge=1, le=32, description="examples per prompt")
+    order: Literal["best_last", "best_first"] = Field(
+        default="best_last", description="where the most similar example goes (best_last: next to the question)")
+    layout: Literal["blocks", "lines", "arrow"] = Field(
+        default="blocks", description="blocks: field lines + blank line; lines: no blank line; arrow: 'input => target'")
+    worked: bool = Field(
+        default=True, description="show an example's worked solution (a longer text field that contains its target) when it has one")
+
+
+class LabelConstraint(Part):
+    """Answers constrained to the benchmark's label set (read from ctx.labels at run time)."""
+
+    mode: Literal["match", "grammar"] = Field(
+        default="match", description="match: snap free text onto a label; grammar: decode only labels (JSON-schema enum) where the backend supports it, then match")
+    list_labels: bool = Field(default=False, description="list the label set in the prompt")
+    fallback: Literal["nearest_example", "first_label", "keep"] = Field(
+        default="nearest_example", description="answer when nothing matches: the most similar example's label, the first label, or the text as is")
+
+
+class Vote(Part):
+    """Self-consistency: n sampled answers, majority vote on their normalised form."""
+
+    n: int = Field(default=5, ge=2, le=15, description="samples per task")
+    temperature: float = Field(default=0.7, ge=0.05, le=1.5, description="sampling temperature of every sample")
+
+
+class ToolUse(Part):
+    """A tool in the loop: `calculator` (inline <<expression=result>> annotations computed by the
+    calculator) or `python` (the model writes a program; its printed output is the answer)."""
+
+    tool: Literal["calculator", "python"] = Field(default="calculator", description="which registered tool")
+    max_calls: int = Field(default=6, ge=1, le=12, description="tool calls per answer at most")
+
+
+class Retry(Part):
+    """Verify-and-retry: check each answer's form; resample (hotter, another seed) when it fails."""
+
+    max_retries: int = Field(default=2, ge=1, le=4, description="extra attempts after an invalid answer")
+    temperature: float = Field(default=0.7, ge=0.05, le=1.5, description="temperature of the retries")
+
+
+class Repair(Part):
+    """Output-format repair: cut the model's text down to the answer the scorer expects."""
+
+    extract: Literal["auto", "first_line", "last_number", "code"] = Field(
+        default="auto", description="auto picks by task shape: first_line (classification, short answer), last_number (math), code")
+
+
+class Recipe(Part):
+    """What a generated harness does. Rendered to code by `render_harness`."""
+
+    version: Literal[1] = 1
+    task_shape: TaskShape
+    prompt_mode: Literal["chat", "completion"] = "chat"
+    instruction: bool = True
+    max_tokens: int = Field(default=32, ge=1, le=2048)
+    retrieval: Retrieval | None = None
+    labels: LabelConstraint | None = None
+    vote: Vote | None = None
+    tool: ToolUse | None = None
+    retry: Retry | None = None
+    repair: Repair | None = None
+    # Patterns applied so far, in order, as "name(param=value, ...)": the file's lineage.
+    applied: list[str] = Field(default_factory=list)
+
+    @property
+    def extract(self) -> str:
+        """The repair rule in force ("" when the harness does no repair)."""
+        if self.repair is None:
+            return ""
+        if self.repair.extract != "auto":
+            return self.repair.extract
+        return {"classification": "first_line", "short_answer": "first_line",
+                "math": "last_number", "code": "code"}[self.task_shape]
+
+
+DEFAULT_MAX_TOKENS = {"classification": 16, "short_answer": 32, "math": 256, "code": 384}
+
+
+def default_recipe(task_shape: str) -> Recipe:
+    """The naive starting point for a task shape: one zero-shot chat turn, answer as given."""
+    if task_shape not in TASK_SHAPES:
+        raise ValueError(f"unknown task shape {task_shape!r}; one of {', '.join(TASK_SHAPES)}")
+    return Recipe(task_shape=task_shape, max_tokens=DEFAULT_MAX_TOKENS[task_shape])  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- reading a harness
+
+
+def embedded_recipe(source: str) -> Recipe | None:
+    """The `RECIPE = {...}` literal of a generated harness, validated; None if absent or invalid."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "RECIPE"):
+            try:
+                return Recipe.model_validate(ast.literal_eval(node.value))
+            except (ValueError, TypeError, SyntaxError, ValidationError):
+                return None
+    return None
+
+
+_K = re.compile(r"examples\.similar\([^)]*?\bk\s*=\s*(\d+)|examples\.similar\([^,()]+,\s*(\d+)\s*\)")
+
+
+def inferred_recipe(source: str, task_shape: str) -> Recipe:
+    """A best-effort recipe for a hand-written harness: the shape's defaults, plus what its code
+    plainly shows (completion vs chat calls, retrieval k and order, use of ctx.labels)."""
+    recipe = default_recipe(task_shape)
+    if "ctx.complete(" in source and "ctx.chat(" not in source:
+        recipe.prompt_mode = "completion"
+        recipe.instruction = False
+    m = _K.search(source)
+    if m:
+        k = int(m.group(1) or m.group(2))
+        order = "best_last" if re.search(r"reversed\(\s*ctx\.examples\.similar", source) else "best_first"
+        recipe.retrieval = Retrieval(k=max(1, min(32, k)), order=order)
+    if task_shape == "classification" and "ctx.labels" in source:
+        recipe.labels = LabelConstraint()
+    return recipe
+
+
+def recipe_for_source(source: str, task_shape: str) -> tuple[Recipe, bool]:
+    """(recipe to build on, whether it was embedded). An embedded recipe of another task shape
+    is not trusted: the harness is then treated as hand-written."""
+    recipe = embedded_recipe(source)
+    if recipe is not None and recipe.task_shape == task_shape:
+        return recipe, True
+    return inferred_recipe(source, task_shape), False
