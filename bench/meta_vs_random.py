@@ -82,9 +82,10 @@ def main() -> None:
     for proposer in args.proposers:
         mine = [x for x in rows if x["proposer"] == proposer]
         if mine:
+            per_seed = ", ".join(format(x["champion_test"], ".3f") for x in mine)
             print(f"| {proposer} | {statistics.mean(x['champion_search'] for x in mine):.3f} | "
                   f"{statistics.mean(x['champion_test'] for x in mine):.3f} | "
-                  f"{', '.join(f'{x['champion_test']:.3f}' for x in mine)} |")
+                  f"{per_seed} |")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"meta_vs_random-{int(time.time())}.json"

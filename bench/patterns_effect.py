@@ -68,6 +68,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds per rollout")
     parser.add_argument("--out", default="traces/bench-patterns")
+    parser.add_argument("--skip-alone", action="store_true",
+                        help="skip the patterns-alone-on-naive rows (on GSM8K the naive chat harness echoes: all 0)")
     args = parser.parse_args()
     rows = []
     print("| benchmark | harness | before | score | 95% CI | delta | tasks | errors | calls/task | wall s |")
@@ -85,7 +87,8 @@ def main() -> None:
             return src
 
         plan = [("naive", [], None)]
-        plan += [(f"naive + {label(n, p)}", [(n, p)], "naive") for n, p in ALONE[shape]]
+        if not args.skip_alone:
+            plan += [(f"naive + {label(n, p)}", [(n, p)], "naive") for n, p in ALONE[shape]]
         base_name = "base = naive + " + " + ".join(label(n, p) for n, p in base_stack)
         plan.append((base_name, base_stack, "naive"))
         plan += [(f"base + {label(n, p)}", base_stack + [(n, p)], base_name) for n, p in on_base]

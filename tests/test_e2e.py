@@ -64,3 +64,20 @@ def test_optimize_end_to_end_with_gemma_as_task_and_meta_model(repo, tmp_path):
     assert actions, "the meta-agent took no step"
     info = json.loads((store.path / "run.json").read_text())
     assert info["finished"] is True and info["result"]["champion_id"] == result.champion_id
+
+
+def test_cli_optimize_with_the_random_proposer_on_the_real_model(repo, tmp_path, capsys):
+    """`--meta-model random` is not a model string: it must pass the CLI and optimizer preflights
+    and run pattern search with the embedded task model."""
+    from harnessopt.cli import main
+
+    code = main(["optimize", "--harness", str(repo / "harnesses/home_intents_naive.py"), "--benchmark", "home_intents",
+                 "--meta-model", "random", "--iterations", "1", "--max-rollouts", "16", "--search-limit", "4",
+                 "--test-limit", "4", "--out", str(tmp_path), "--seed", "1"])
+    assert code == 0, capsys.readouterr().err
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    store = RunStore.open(run_dir)
+    actions = [e["action"] for e in store.events() if e["kind"] == "action"]
+    assert actions and set(actions) <= {"apply_pattern", "full_eval"} and "apply_pattern" in actions
+    assert any(r["kind"] == "full" and r["candidate"] != "c0000" for r in store.ledger())
+    assert store.info()["result"]["spend"]["meta"]["calls"] == 0

@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     op.add_argument("--benchmark", help="built-in name or spec .toml")
     op.add_argument("--data", help="local data directory or file, instead of the benchmark's hub id")
     op.add_argument("--task-model", default=LOCAL_MODEL, help="model that runs the harness (any litellm string)")
-    op.add_argument("--meta-model", default=LOCAL_MODEL, help="model that rewrites the harness (same as --task-model for a same-model pairing)")
+    op.add_argument("--meta-model", default=LOCAL_MODEL, help="model that rewrites the harness (same as --task-model for a same-model pairing), "
+                    "or 'random' for the random-pattern-search control")
     op.add_argument("--feedback", default="traces", choices=["traces", "summary", "scores"], help="what the meta-agent sees of rollouts")
     op.add_argument("--iterations", type=_positive_int, default=5)
     op.add_argument("--max-rollouts", type=_positive_int, default=400, help="task rollouts for the whole search (spot-checks and full evaluations)")
@@ -392,7 +393,8 @@ def _validate_args(args: argparse.Namespace) -> None:
         preflight(args.task_model)
     elif args.command == "optimize" and not getattr(args, "resume", None):
         preflight(args.task_model)
-        preflight(args.meta_model)
+        if args.meta_model != "random":  # the random proposer calls no meta model
+            preflight(args.meta_model)
     out = getattr(args, "out", None)
     if args.command in ("eval", "optimize") and out and Path(out).exists() and not Path(out).is_dir():
         raise UsageError(f"--out {out} is a file, not a folder; pass a folder for run directories")

@@ -85,10 +85,11 @@ class OptimizeResult(Record):
 
 
 ProgressFn = Callable[[str], None]
+RANDOM_PROPOSER = "random"  # the --meta-model value that selects random pattern search, not a model
 
 
 def make_proposer(config: OptimizeConfig, gateway: Gateway) -> Proposer:
-    if config.meta_model == "random":  # random search over harness patterns: the control arm
+    if config.meta_model == RANDOM_PROPOSER:  # random search over harness patterns: the control arm
         from harnessopt.meta.random_proposer import RandomProposer
 
         return RandomProposer(seed=config.seed)
@@ -125,7 +126,7 @@ async def optimize_async(config: OptimizeConfig | None = None, *, resume: str | 
                          f"{info.get('benchmark_fingerprint')}, now {bench.fingerprint}); resume with the same data "
                          "or start a new run")
     preflight_gateway(gateway, config.task_model)  # unknown model / missing key: before any run directory
-    if proposer is None:
+    if proposer is None and config.meta_model != RANDOM_PROPOSER:  # random calls no meta model
         preflight_gateway(gateway, config.meta_model)
     search_tasks = bench.tasks("search", limit=config.search_limit)
     test_tasks = bench.tasks("test", limit=config.test_limit)
