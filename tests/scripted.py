@@ -38,6 +38,7 @@ class ScriptedMetaGateway:
     def __init__(self, replies: list[dict]):
         self.replies = list(replies)
         self.prompts: list[str] = []
+        self.kwargs: list[dict] = []  # response_format / tools of each request
         self.usage = Usage()
 
     def supports_tools(self, model: str) -> bool:
@@ -45,5 +46,6 @@ class ScriptedMetaGateway:
 
     async def chat(self, model, messages, params=None, **kwargs):
         self.prompts.append("\n".join(m["content"] for m in messages))
+        self.kwargs.append(kwargs)
         reply = self.replies.pop(0) if self.replies else {"action": "finish"}
         return LLMResponse(model=model, text=json.dumps(reply), prompt_tokens=100, completion_tokens=20)

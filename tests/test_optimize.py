@@ -230,3 +230,30 @@ def test_invalid_meta_output_gets_an_error_observation_and_the_loop_goes_on(tmp_
     assert meta.prompts[1].startswith("error: invalid action: no JSON object")
     assert meta.prompts[2].startswith("error: invalid action:") and "fly" in meta.prompts[2] or "action" in meta.prompts[2]
     assert result.champion_id == "c0000"
+
+
+def test_the_action_grammar_only_allows_known_candidate_and_search_task_ids(tmp_path):
+    """Under schema-constrained decoding a small meta model cannot invent ids: the id fields are
+    enums of the run's candidates (growing as candidates are written) and its search tasks."""
+    from harnessopt.meta import actions as A
+
+    meta = ScriptedMetaGateway([{"action": "write_harness", "code": GOOD, "hypothesis": "double"},
+                                {"action": "finish"}])
+    run(config(tmp_path, budget=Budget(iterations=1, rollouts=400)), LLMProposer(meta, "scripted-meta"))
+
+    def enum_of(request: dict, action: str, field: str) -> list[str]:
+        (schema,) = [s for s in request["response_format"]["schema"]["anyOf"]
+                     if s["properties"]["action"]["const"] == action]
+        prop = schema["properties"][field]
+        return prop.get("enum") or prop["items"]["enum"]
+
+    first, second = meta.kwargs
+    assert enum_of(first, "full_eval", "candidate") == ["c0000"]
+    assert enum_of(second, "full_eval", "candidate") == ["c0000", "c0001"]
+    assert enum_of(second, "apply_pattern", "parent") == ["c0000", "c0001"]
+    search_ids = enum_of(second, "spot_check", "task_ids")
+    assert len(search_ids) == N_SEARCH and all(i.startswith("search-") for i in search_ids)
+    assert enum_of(second, "read_trace", "task_id") == search_ids
+    # without ids (e.g. tool schemas for capable models) the fields stay free strings
+    plain = next(s for s in A.action_json_schema()["anyOf"] if s["properties"]["action"]["const"] == "full_eval")
+    assert plain["properties"]["candidate"] == {"type": "string"}

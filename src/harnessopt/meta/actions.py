@@ -7,6 +7,7 @@ model always produces a structurally valid action.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -147,19 +148,37 @@ def parse_action(data: dict | str) -> _Action:
     return ACTION_ADAPTER.validate_python(data)
 
 
-def action_json_schema() -> dict:
-    """One JSON schema accepting any action (for schema-constrained decoding)."""
-    return {"anyOf": [_flat_schema(t) for t in ACTION_TYPES]}
+CANDIDATE_ID_FIELDS = frozenset({"candidate", "a", "b", "parent"})
+MAX_TASK_ID_ENUM = 200  # beyond this the grammar grows large; ids are still checked by the workbench
+
+
+def action_json_schema(candidates: Sequence[str] = (), task_ids: Sequence[str] = ()) -> dict:
+    """One JSON schema accepting any action (for schema-constrained decoding).
+
+    Given the run's known candidate ids and search-split task ids, the id fields become enums of
+    them: a small model under a grammar then cannot invent ids (Gemma 270M spent most of its steps
+    on made-up ids such as '160' or a date before this), while a refusal still guards the rest.
+    """
+    enums: dict[str, dict] = {}
+    if candidates:
+        enums.update({name: {"type": "string", "enum": list(candidates)} for name in CANDIDATE_ID_FIELDS})
+    if task_ids and len(task_ids) <= MAX_TASK_ID_ENUM:
+        enums["task_id"] = {"type": "string", "enum": list(task_ids)}
+        enums["task_ids"] = {"type": "array", "items": {"type": "string", "enum": list(task_ids)}}
+    return {"anyOf": [_flat_schema(t, enums) for t in ACTION_TYPES]}
 
 
 _NOT_IN_GRAMMAR = {"title", "description", "default", "maxLength", "minLength", "maxItems", "minItems",
                    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
 
 
-def _flat_schema(t: type[_Action]) -> dict:
+def _flat_schema(t: type[_Action], enums: dict[str, dict] | None = None) -> dict:
     schema = t.model_json_schema()
     props = {}
     for name, prop in schema["properties"].items():
+        if enums and name in enums:
+            props[name] = enums[name]
+            continue
         if "anyOf" in prop:  # Optional[x] -> x; the grammar stays small and the field optional
             prop = next(p for p in prop["anyOf"] if p.get("type") != "null")
         # Length bounds are checked by pydantic after decoding; as grammar rules they would

@@ -150,7 +150,8 @@ class LLMProposer:
         if self.use_tools:
             request["tools"] = A.tool_schemas()
         else:
-            request["response_format"] = {"type": "json_object", "schema": A.action_json_schema()}
+            schema = A.action_json_schema(candidates=list(wb.candidates), task_ids=[t.id for t in wb.search_tasks])
+            request["response_format"] = {"type": "json_object", "schema": schema}
         response = await self._cached_call(wb, request, params)
         if response.tool_calls:
             call = response.tool_calls[0]
