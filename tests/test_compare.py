@@ -311,3 +311,14 @@ def test_cli_compare_rejects_bad_grids_with_a_one_line_error(tmp_path, capsys):
     assert main(["compare", "--resume", str(tmp_path / "nothing")]) == 2
     assert "not an experiment directory" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_random_search_is_a_meta_side_arm(tmp_path):
+    spec = grid(tmp_path, models={"A": "local/gemma-3-270m", "R": "random"}, pairs="A:A,R:A", feedback="traces", seeds=2)
+    arms = spec.arms()
+    assert [a.name for a in arms] == ["traces-A-A", "traces-R-A"] and not arms[1].same_model
+    config = spec.run_config(arms[1], 1, tmp_path)
+    assert (config.meta_model, config.task_model, config.seed) == ("random", "local/gemma-3-270m", 1)
+    assert "no model" in spec.model_specs()["R"].label
+    with pytest.raises(ValueError, match="meta-side proposer"):
+        grid(tmp_path, models={"A": "local/gemma-3-270m"}, pairs="A:random")

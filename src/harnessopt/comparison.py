@@ -39,7 +39,7 @@ from harnessopt.budget import Budget  # noqa: E402
 from harnessopt.errors import UsageError  # noqa: E402
 from harnessopt.llm import LOCAL_MODEL  # noqa: E402
 from harnessopt.meta.views import FeedbackMode  # noqa: E402
-from harnessopt.optimizer import OptimizeConfig, OptimizeResult  # noqa: E402
+from harnessopt.optimizer import RANDOM_PROPOSER, OptimizeConfig, OptimizeResult  # noqa: E402
 from harnessopt.records import Record  # noqa: E402
 from harnessopt.store import atomic_write, new_run_id, safe_name  # noqa: E402
 
@@ -69,6 +69,9 @@ def parse_model_spec(spec: str, alias: str = "") -> ModelSpec:
     spec = spec.strip()
     if not spec:
         raise UsageError("empty model spec; give a litellm model string such as local/gemma-3-270m")
+    if spec == RANDOM_PROPOSER:  # the control arm: random pattern search as the meta side
+        return ModelSpec(alias=alias or spec, spec=spec, model=spec,
+                         label="random pattern search (no model; meta side only)")
     m = _TEMP_SUFFIX.match(spec)
     if m is None:
         return ModelSpec(alias=alias or spec, spec=spec, model=spec, label=spec)
@@ -154,8 +157,11 @@ class GridSpec(Record):
             raise ValueError("seeds must be non-empty and distinct")
         if len(set(self.feedback)) != len(self.feedback):
             raise ValueError("feedback modes must be distinct")
-        self.model_specs()  # validates aliases and pairs
-        self.arms()
+        specs = self.model_specs()  # validates aliases and pairs
+        for arm in self.arms():
+            if specs[arm.task].model == RANDOM_PROPOSER:
+                raise ValueError(f"pair {arm.meta}:{arm.task}: 'random' is a meta-side proposer, not a task model; "
+                                 "put it first (e.g. random:A)")
         return self
 
     # ------------------------------------------------------------------ derived
