@@ -310,6 +310,10 @@ def test_cli_compare_rejects_bad_grids_with_a_one_line_error(tmp_path, capsys):
     assert main(["compare", "--harness", "x.py", "--benchmark", "b", "--seeds", "two"]) == 2
     assert main(["compare", "--resume", str(tmp_path / "nothing")]) == 2
     assert "not an experiment directory" in capsys.readouterr().err
+    # an unknown model is found before the experiment directory is made (no runs that all fail)
+    assert main(["compare", "--harness", str(tmp_path / "seed.py"), "--benchmark", "home_intents",
+                 "--models", "A=nosuch/model", "--pairs", "A:A", "--out", str(tmp_path / "o")]) == 2
+    assert "nosuch/model: unknown model string" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 

@@ -161,7 +161,7 @@ class GridSpec(Record):
         for arm in self.arms():
             if specs[arm.task].model == RANDOM_PROPOSER:
                 raise ValueError(f"pair {arm.meta}:{arm.task}: 'random' is a meta-side proposer, not a task model; "
-                                 "put it first (e.g. random:A)")
+                                 f"put it on the meta side ({arm.task}:{arm.meta})")
         return self
 
     # ------------------------------------------------------------------ derived
@@ -390,6 +390,12 @@ async def compare_async(spec: GridSpec | None = None, *, resume: str | Path | No
     elif spec is None:
         raise UsageError("compare needs a grid spec or resume=EXPERIMENT_DIR")
     load_harness(spec.harness)  # fail early on a bad seed harness, before any directory exists
+    if gateway_factory is None:  # unknown model or missing key: one line, no experiment directory
+        from harnessopt.llm.gateway import preflight
+
+        for model_spec in spec.model_specs().values():
+            if model_spec.model != RANDOM_PROPOSER:
+                preflight(model_spec.model)
     bench = benchmark or load_benchmark(spec.benchmark, data=spec.data, seed=spec.split_seed)
     if resume is None:
         exp_id = experiment_id or new_run_id(f"cmp-{spec.name}")
