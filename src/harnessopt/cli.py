@@ -392,9 +392,9 @@ def _validate_args(args: argparse.Namespace) -> None:
     if args.command == "eval":
         preflight(args.task_model)
     elif args.command == "optimize" and not getattr(args, "resume", None):
-        preflight(args.task_model)
-        if args.meta_model != "random":  # the random proposer calls no meta model
-            preflight(args.meta_model)
+        from harnessopt.optimizer import preflight_models
+
+        preflight_models(args.task_model, args.meta_model)
     out = getattr(args, "out", None)
     if args.command in ("eval", "optimize") and out and Path(out).exists() and not Path(out).is_dir():
         raise UsageError(f"--out {out} is a file, not a folder; pass a folder for run directories")

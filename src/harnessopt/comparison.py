@@ -39,7 +39,7 @@ from harnessopt.budget import Budget  # noqa: E402
 from harnessopt.errors import UsageError  # noqa: E402
 from harnessopt.llm import LOCAL_MODEL  # noqa: E402
 from harnessopt.meta.views import FeedbackMode  # noqa: E402
-from harnessopt.optimizer import RANDOM_PROPOSER, OptimizeConfig, OptimizeResult  # noqa: E402
+from harnessopt.optimizer import RANDOM_PROPOSER, OptimizeConfig, OptimizeResult, preflight_models  # noqa: E402
 from harnessopt.records import Record  # noqa: E402
 from harnessopt.store import atomic_write, new_run_id, safe_name  # noqa: E402
 
@@ -391,11 +391,9 @@ async def compare_async(spec: GridSpec | None = None, *, resume: str | Path | No
         raise UsageError("compare needs a grid spec or resume=EXPERIMENT_DIR")
     load_harness(spec.harness)  # fail early on a bad seed harness, before any directory exists
     if gateway_factory is None:  # unknown model or missing key: one line, no experiment directory
-        from harnessopt.llm.gateway import preflight
-
-        for model_spec in spec.model_specs().values():
-            if model_spec.model != RANDOM_PROPOSER:
-                preflight(model_spec.model)
+        specs = spec.model_specs()
+        for arm in spec.arms():
+            preflight_models(specs[arm.task].model, specs[arm.meta].model)
     bench = benchmark or load_benchmark(spec.benchmark, data=spec.data, seed=spec.split_seed)
     if resume is None:
         exp_id = experiment_id or new_run_id(f"cmp-{spec.name}")

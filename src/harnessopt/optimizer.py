@@ -88,6 +88,14 @@ ProgressFn = Callable[[str], None]
 RANDOM_PROPOSER = "random"  # the --meta-model value that selects random pattern search, not a model
 
 
+def preflight_models(task_model: str, meta_model: str | None, gateway: Gateway | None = None) -> None:
+    """Unknown model / missing key, before any run directory. `meta_model` None (a proposer object
+    was given) or RANDOM_PROPOSER means no meta model is called, so there is none to check."""
+    preflight_gateway(gateway, task_model)
+    if meta_model not in (None, RANDOM_PROPOSER):
+        preflight_gateway(gateway, meta_model)
+
+
 def make_proposer(config: OptimizeConfig, gateway: Gateway) -> Proposer:
     if config.meta_model == RANDOM_PROPOSER:  # random search over harness patterns: the control arm
         from harnessopt.meta.random_proposer import RandomProposer
@@ -125,9 +133,7 @@ async def optimize_async(config: OptimizeConfig | None = None, *, resume: str | 
         raise UsageError(f"{resume}: the benchmark's data changed since this run started (fingerprint "
                          f"{info.get('benchmark_fingerprint')}, now {bench.fingerprint}); resume with the same data "
                          "or start a new run")
-    preflight_gateway(gateway, config.task_model)  # unknown model / missing key: before any run directory
-    if proposer is None and config.meta_model != RANDOM_PROPOSER:  # random calls no meta model
-        preflight_gateway(gateway, config.meta_model)
+    preflight_models(config.task_model, config.meta_model if proposer is None else None, gateway)
     search_tasks = bench.tasks("search", limit=config.search_limit)
     test_tasks = bench.tasks("test", limit=config.test_limit)
     if not search_tasks or not test_tasks:

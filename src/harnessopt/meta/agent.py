@@ -150,7 +150,7 @@ class LLMProposer:
         if self.use_tools:
             request["tools"] = A.tool_schemas()
         else:
-            schema = A.action_json_schema(candidates=list(wb.candidates), task_ids=[t.id for t in wb.search_tasks])
+            schema = A.action_json_schema(candidates=list(wb.candidates), task_ids=list(wb.search_ids))
             request["response_format"] = {"type": "json_object", "schema": schema}
         response = await self._cached_call(wb, request, params)
         if response.tool_calls:
