@@ -132,11 +132,63 @@ class Finish(_Action):
     note: str = Field(default="", max_length=2000)
 
 
+# --------------------------------------------------------------------------- proposal-protocol headers
+# Headers of the proposal protocol (meta/protocol.py). Code never travels inside them: a `write`
+# or `edit` header is followed by a fenced block. Field order is the order a model writes them
+# in: the short, decisive fields first, so a reply cut at max_tokens still has them.
+
+
+class Propose(_Action):
+    """Propose a candidate by picking moves from the menu; several picks are applied together, in order."""
+
+    action: Literal["propose"] = "propose"
+    moves: list[int] = Field(min_length=1, max_length=4, description="menu numbers")
+    parent: str | None = Field(default=None, description="candidate to apply them to; default the champion")
+    predicted: float = Field(default=0.0, ge=-1.0, le=1.0, description="expected change of the search score")
+    hypothesis: str = Field(default="", max_length=2000, description="what it should fix and why, one sentence")
+
+
+class Write(_Action):
+    """Propose a whole new harness file: the header, then the file in a ```python fenced block."""
+
+    action: Literal["write"] = "write"
+    parent: str | None = None
+    predicted: float = Field(default=0.0, ge=-1.0, le=1.0)
+    hypothesis: str = Field(default="", max_length=2000)
+
+
+class Edit(_Action):
+    """Propose a change of a parent's code: the header, then SEARCH/REPLACE blocks in a fenced block."""
+
+    action: Literal["edit"] = "edit"
+    parent: str | None = None
+    predicted: float = Field(default=0.0, ge=-1.0, le=1.0)
+    hypothesis: str = Field(default="", max_length=2000)
+
+
+class Screen(_Action):
+    """Spot-check several candidates on the same search tasks (informs; never promotes)."""
+
+    action: Literal["screen"] = "screen"
+    candidates: list[str] = Field(min_length=1, max_length=8)
+    task_ids: list[str] = Field(min_length=1, max_length=50)
+    trials: int = Field(default=1, ge=1, le=5)
+
+
+INSPECT_TYPES: tuple[type[_Action], ...] = ()  # filled below, once the inspection actions exist
+PROPOSE_TYPES: tuple[type[_Action], ...] = ()
+DECIDE_TYPES: tuple[type[_Action], ...] = ()
+
+
 ACTION_TYPES: tuple[type[_Action], ...] = (
     Overview, ListFailures, ReadTrace, SearchTraces, ReadHarness, Diff, WriteHarness, EditHarness,
     ListPatterns, ApplyPattern, SpotCheck, FullEval, Note, Finish,
 )
-MetaAction = Annotated[Union[ACTION_TYPES], Field(discriminator="action")]  # type: ignore[valid-type]
+INSPECT_TYPES = (ListFailures, ReadTrace, SearchTraces, ReadHarness)
+PROPOSE_TYPES = (Propose, Write, Edit)
+DECIDE_TYPES = (Screen, FullEval, Finish)
+HEADER_TYPES: tuple[type[_Action], ...] = (*PROPOSE_TYPES, Screen)
+MetaAction = Annotated[Union[ACTION_TYPES + HEADER_TYPES], Field(discriminator="action")]  # type: ignore[valid-type]
 ACTION_ADAPTER: TypeAdapter = TypeAdapter(MetaAction)
 ACTION_NAMES = [t.model_fields["action"].default for t in ACTION_TYPES]
 
@@ -149,6 +201,7 @@ def parse_action(data: dict | str) -> _Action:
 
 
 CANDIDATE_ID_FIELDS = frozenset({"candidate", "a", "b", "parent"})
+CANDIDATE_LIST_FIELDS = frozenset({"candidates"})
 MAX_TASK_ID_ENUM = 200  # beyond this the grammar grows large; ids are still checked by the workbench
 
 
@@ -159,13 +212,43 @@ def action_json_schema(candidates: Sequence[str] = (), task_ids: Sequence[str] =
     them: a small model under a grammar then cannot invent ids (Gemma 270M spent most of its steps
     on made-up ids such as '160' or a date before this), while a refusal still guards the rest.
     """
+    return {"anyOf": [_flat_schema(t, id_enums(candidates, task_ids)) for t in ACTION_TYPES]}
+
+
+def id_enums(candidates: Sequence[str] = (), task_ids: Sequence[str] = ()) -> dict[str, dict]:
+    """JSON-schema enums for the id fields, so a model under a grammar cannot invent ids."""
     enums: dict[str, dict] = {}
     if candidates:
         enums.update({name: {"type": "string", "enum": list(candidates)} for name in CANDIDATE_ID_FIELDS})
+        enums.update({name: {"type": "array", "items": {"type": "string", "enum": list(candidates)}}
+                      for name in CANDIDATE_LIST_FIELDS})
     if task_ids and len(task_ids) <= MAX_TASK_ID_ENUM:
         enums["task_id"] = {"type": "string", "enum": list(task_ids)}
         enums["task_ids"] = {"type": "array", "items": {"type": "string", "enum": list(task_ids)}}
-    return {"anyOf": [_flat_schema(t, enums) for t in ACTION_TYPES]}
+    return enums
+
+
+HEADER_LIMITS = {"hypothesis": 240, "rationale": 160, "moves": 3, "candidates": 8}
+
+
+def header_schema(t: type[_Action], enums: dict[str, dict] | None = None, menu_size: int = 0) -> dict:
+    """One header's JSON schema for constrained decoding; menu picks become an enum of menu numbers."""
+    schema = _flat_schema(t, enums)
+    props = dict(schema["properties"])
+    rationale = props.pop("rationale", None)
+    if rationale is not None and t in DECIDE_TYPES:  # the recorded reason for a spot-vs-full choice
+        props["rationale"] = rationale
+    if "moves" in props and menu_size:
+        props["moves"] = {"type": "array", "items": {"type": "integer", "enum": list(range(1, menu_size + 1))}}
+    for name, limit in HEADER_LIMITS.items():  # short fields keep a small model from rambling to max_tokens
+        if name in props:
+            key = "maxItems" if props[name].get("type") == "array" else "maxLength"
+            props[name] = {**props[name], key: limit, **({"minItems": 1} if key == "maxItems" else {})}
+    required = [n for n in schema["required"] if n in props]
+    if t in PROPOSE_TYPES:  # every proposal states its hypothesis and a numeric prediction
+        required += [n for n in ("predicted", "hypothesis") if n not in required]
+    order = [n for n in t.model_fields if n in props and n != "rationale"] + (["rationale"] if "rationale" in props else [])
+    return {**schema, "properties": {n: props[n] for n in order}, "required": required}
 
 
 _NOT_IN_GRAMMAR = {"title", "description", "default", "maxLength", "minLength", "maxItems", "minItems",

@@ -1,18 +1,19 @@
-"""Random search over harness patterns: the control arm for LLM meta-agents.
+"""Random search over the move menu: the control arm for LLM proposers.
 
-Each iteration composes 1 to `max_patterns` distinct patterns that apply to the benchmark's
-task shape, each with random parameters, on top of the champion, and fully evaluates the
-result. It acts only through the workbench actions an LLM meta-agent uses (`apply_pattern`, one
-per pattern, each on the candidate the previous one made; then `full_eval`), so budgets, ledger,
-events and transcripts are the same kind, and an LLM proposer can be compared with it at the
-same budget: `--meta-model random`.
+It runs the same proposal protocol as the LLM proposer (meta/protocol.py): the same menu of
+moves, the same refusal of repeated code, the same screening and the same budgets. Only the
+choice differs: each proposal is 1 to `max_patterns` menu moves drawn uniformly, applied to a
+parent drawn uniformly from the champion and the candidates whose last screen beat it. With the
+evaluation policy `meta` (which needs a chooser) it falls back to the ladder. So "does the LLM
+beat random?" asks exactly whether its choices beat uniform ones.
+
+`ProtocolSettings(proposals=1, eval_policy="always-full")` reproduces the earlier control: one
+random composition per iteration, fully evaluated.
 
 Why compose: on a base model some moves only pay together (a few-shot prompt helps only in
-completion mode; either alone scores like the naive chat harness), and a hill-climber that
-applies one pattern per iteration never sees the first step pay off.
+completion mode; either alone scores like the naive chat harness).
 
-Draws are seeded by the run seed and the iteration number. A pattern that would not change the
-harness is redrawn, and so is a composition whose code equals an earlier candidate's.
+Draws are seeded by the run seed and the iteration number.
 """
 
 from __future__ import annotations
@@ -20,78 +21,73 @@ from __future__ import annotations
 import json
 import random
 
-from harnessopt.harness import source_hash
-from harnessopt.meta import actions as A
-from harnessopt.meta.workbench import Workbench
-from harnessopt.patterns import PatternError, applicable, apply_pattern
+from harnessopt.meta.menu import compose
+from harnessopt.meta.protocol import IterationPlan, ProtocolSettings, run_iteration
+from harnessopt.meta.workbench import ActionError, Candidate, Workbench
+from harnessopt.patterns import PatternError
 from harnessopt.store import atomic_write
 
 
 class RandomProposer:
-    """Apply 1-3 random applicable patterns with random params to the champion, then full_eval."""
+    """Uniform picks from the move menu, through the shared protocol."""
 
     name = "random"
 
-    def __init__(self, seed: int = 0, max_patterns: int = 3, max_draws: int = 25):
+    def __init__(self, seed: int = 0, *, settings: ProtocolSettings | None = None, max_patterns: int = 3,
+                 max_draws: int = 25):
         self.seed = seed
+        settings = settings or ProtocolSettings(eval_policy="ladder")
+        if settings.eval_policy == "meta":  # random has no judgement to offer: the ladder decides
+            settings = settings.model_copy(update={"eval_policy": "ladder"})
+        self.settings = settings
         self.max_patterns = max_patterns
         self.max_draws = max_draws
 
     def rng(self, iteration: int) -> random.Random:
-        return random.Random(f"harnessopt-random-proposer:{self.seed}:{iteration}")  # str seeds: sha512, stable
-
-    def draw(self, wb: Workbench, rng: random.Random) -> list[A.ApplyPattern]:
-        """A composition of distinct patterns that yields new code, or [] after max_draws tries."""
-        shape = wb.benchmark.spec.task_shape
-        patterns = applicable(shape)
-        seen = {c.meta.harness_hash for c in wb.candidates.values()}
-        for n in range(1, self.max_draws + 1):
-            want = rng.randint(1, min(self.max_patterns, len(patterns)))
-            source, steps = wb.candidates[wb.state.champion].source, []
-            for pattern in rng.sample(patterns, len(patterns)):
-                if len(steps) == want:
-                    break
-                params = pattern.sample(rng, shape)
-                try:
-                    source = apply_pattern(source, pattern.name, params, shape).source  # dry run
-                except PatternError:
-                    continue  # no change, or params that do not fit this shape
-                steps.append((pattern.name, params))
-            if steps and source_hash(source) not in seen:
-                names = " + ".join(name for name, _ in steps)
-                return [A.ApplyPattern(name=name, params=params, rationale=f"random draw {n}, pattern {i + 1}/{len(steps)}",
-                                       hypothesis=f"random search: {names}, random params")
-                        for i, (name, params) in enumerate(steps)]
-        return []
+        return random.Random(f"harnessopt-random-proposer:{self.seed}:{iteration}")  # str seeds: stable
 
     async def run_iteration(self, wb: Workbench) -> None:
-        transcript: list[dict[str, str]] = [{"role": "system", "content": f"random proposer, seed {self.seed}"}]
-        plan = self.draw(wb, self.rng(wb.state.iteration))
-        if not plan:
-            wb.event("meta_stop", reason=f"no pattern composition gave new code in {self.max_draws} draws")
-            return
-        parent = wb.state.champion
-        for step, action in enumerate(plan):
-            before = set(wb.candidates)
-            await self._step(wb, action.model_copy(update={"parent": parent}), step, transcript)
-            created = [c for c in wb.candidates if c not in before]
-            if not created or wb.candidates[created[0]].harness is None:
-                return
-            parent = created[0]
-        left = wb.budget.rollouts_left()
-        needed = wb.evaluator.rollouts_needed(wb.candidates[parent].harness, wb.search_tasks, wb.trials)
-        if left is not None and needed > left:
-            wb.event("meta_stop", reason=f"a full evaluation of {parent} needs {needed} rollouts, {left} left")
-            return
-        await self._step(wb, A.FullEval(candidate=parent, rationale="random search evaluates every proposal fully"),
-                         len(plan), transcript)
+        self._rng = self.rng(wb.state.iteration)
+        await run_iteration(wb, self, self.settings, self._rng)
 
-    async def _step(self, wb: Workbench, action: A._Action, step: int, transcript: list[dict[str, str]]) -> str:
-        observation = await wb.execute(action)
-        wb.event("action", step=step, action=action.action, rationale=action.rationale,
-                 args=action.model_dump(exclude={"action", "rationale", "code"}), observation=observation[:400])
-        transcript += [{"role": "assistant", "content": action.model_dump_json()},
-                       {"role": "user", "content": observation}]
+    async def propose(self, wb: Workbench, plan: IterationPlan) -> None:
+        transcript = [{"role": "system", "content": f"random proposer, seed {self.seed}"}]
+        shape = wb.benchmark.spec.task_shape
+        for draw in range(1, self.max_draws + 1):
+            if len(plan.runnable()) >= self.settings.proposals or not plan.menu:
+                break
+            parent = self._rng.choice(stepping_stones(wb))
+            picks = self._rng.sample([m.number for m in plan.menu], self._rng.randint(1, min(self.max_patterns, len(plan.menu))))
+            header = {"action": "propose", "moves": picks, "parent": parent.id, "predicted": 0.0,
+                      "hypothesis": f"random search, draw {draw}"}
+            try:
+                steps, source = compose(parent.source, plan.menu, picks, shape)
+                moves = " + ".join(s.label() for s in steps)
+                c = wb.propose(source, parent=parent.id, hypothesis=f"random search: {moves}", origin="propose",
+                               moves=moves)
+            except (ActionError, PatternError) as exc:
+                observation = f"refused: {exc}"
+            else:
+                plan.made.append(c)
+                observation = f"created {c.id} ({moves}, parent {parent.id})"
+            wb.event("action", step=draw, action="propose", rationale=header["hypothesis"],
+                     args={k: v for k, v in header.items() if k != "action"}, observation=observation[:400])
+            transcript += [{"role": "assistant", "content": json.dumps(header)}, {"role": "user", "content": observation}]
         atomic_write(wb.store.path / "meta" / f"{wb.state.iteration:03d}.jsonl",
                      "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in transcript))
-        return observation
+
+    async def decide(self, wb: Workbench, plan: IterationPlan) -> bool:
+        return False
+
+
+def stepping_stones(wb: Workbench) -> list[Candidate]:
+    """The champion, and runnable candidates whose last screen beat it and that no full
+    evaluation has rejected: places a next move may start from."""
+    out = [wb.candidates[wb.state.champion]]
+    for c in wb.candidates.values():
+        if c.harness is None or c.id == wb.state.champion or c.decision == "rejected" or not c.spots:
+            continue
+        s = c.spots[-1]
+        if s.champion_score is not None and s.score > s.champion_score:
+            out.append(c)
+    return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from harnessopt.meta.digest import Digest
 from harnessopt.records import RolloutTrace
 
 FeedbackMode = Literal["traces", "summary", "scores"]
@@ -53,6 +54,35 @@ class FeedbackView:
         lines = [self.line(t) for t in sorted(failed, key=lambda t: (t.score, t.task_id, t.trial))[:limit]]
         more = f"\n... and {len(failed) - limit} more" if len(failed) > limit else ""
         return f"{len(failed)} of {len(traces)} rollouts below 1.0:\n" + "\n".join(lines) + more
+
+    # ------------------------------------------------------------------ the failure digest
+
+    def digest(self, d: Digest) -> str:
+        """traces: clusters with counts and verbatim examples, plus call facts; summary: cluster
+        names and counts; scores: the score alone."""
+        head = f"{d.candidate}: mean score {d.score:.3f} over {d.rollouts} search rollouts, {d.failed} below 1"
+        if self.mode == "scores" or not d.rollouts:
+            return head
+        lines = [head]
+        for c in d.clusters:
+            lines.append(f"- {c.name}: {c.count}/{d.rollouts}")
+            if self.mode == "traces":
+                for e in c.examples:
+                    answer = "<no answer>" if e.answer is None else repr(e.answer)
+                    lines.append(f"    e.g. {e.task_id}: input {e.input!r} -> answer {answer}"
+                                 + (f" ({e.detail})" if e.detail and e.detail not in answer else ""))
+        if self.mode == "traces":
+            lines += [f"- confusion: {c}" for c in d.confusions]
+            lines += [f"fact: {f}" for f in d.facts]
+        return "\n".join(lines)
+
+    def digest_line(self, d: Digest | None) -> str:
+        """One line for the memory table: what still fails after a change (not in scores mode)."""
+        if d is None or self.mode == "scores" or not d.rollouts:
+            return ""
+        if not d.clusters:
+            return "no failures"
+        return "; ".join(f"{c.key} {c.count}/{d.rollouts}" for c in d.clusters[:3])
 
     # ------------------------------------------------------------------ one trace, paged
 

@@ -19,7 +19,9 @@ from harnessopt.benchmark import Benchmark
 from harnessopt.budget import BudgetExceeded, BudgetTracker
 from harnessopt.evaluation import Evaluator
 from harnessopt.harness import HarnessError, HarnessFile, harness_from_source, validate_source
+from harnessopt.harness import source_hash
 from harnessopt.meta import actions as A
+from harnessopt.meta.digest import Digest, build_digest
 from harnessopt.meta.views import FeedbackView
 from harnessopt.patterns import PatternError, apply_pattern, describe_patterns
 from harnessopt.records import EvalResult, LabelledTask, RolloutTrace
@@ -33,12 +35,24 @@ class ActionError(ValueError):
 
 
 @dataclass
+class SpotResult:
+    task_ids: list[str]
+    trials: int
+    score: float
+    champion_score: float | None  # the champion's mean on the same tasks, when it has them
+
+
+@dataclass
 class Candidate:
     id: str
     meta: CandidateMeta
     source: str
     harness: HarnessFile | None  # None when the code failed validation (kept, never run)
     full_eval: EvalResult | None = None
+    spots: list[SpotResult] = field(default_factory=list)
+    moves: str = ""                 # pattern moves that made it (menu picks), for the memory table
+    predicted: float | None = None  # the proposer's predicted change of the search score
+    decision: str = ""              # promoted / rejected / not fully evaluated
 
 
 @dataclass
@@ -93,8 +107,6 @@ class Workbench:
             parent_source.splitlines(keepends=True), source.splitlines(keepends=True),
             fromfile=parent or "/dev/null", tofile=cid,
         ))
-        from harnessopt.harness import source_hash
-
         meta = CandidateMeta(id=cid, parent=parent, harness_hash=source_hash(source), hypothesis=hypothesis,
                              diff=diff, findings=findings, origin=origin)
         if not self.store.has_candidate(cid):
@@ -157,6 +169,7 @@ class Workbench:
             decision = decide_promotion(result, champion.full_eval, noise_floor=self.state.noise_floor,
                                         seed=self.seed, blocked=blocked)
             self.event("decision", candidate=c.id, champion=champion.id, **decision.model_dump())
+            c.decision = "promoted" if decision.promote else "rejected"
             if decision.promote:
                 self.promote(c.id, reason=decision.reason)
         return result, decision
@@ -290,6 +303,85 @@ class Workbench:
         return (f"created candidate {c.id} (parent {c.meta.parent}).{flags}\n"
                 f"spot_check it on chosen tasks, or full_eval it (costs {self.charge_text(c.id, len(self.search_tasks), self.trials)} rollouts).")
 
+    # ------------------------------------------------------------------ the proposal protocol
+
+    def propose(self, source: str, *, parent: str, hypothesis: str, origin: str, moves: str = "",
+                predicted: float | None = None) -> Candidate:
+        """A new candidate from a proposal; code equal to an existing candidate's is refused.
+
+        Refusing repeats is how the loop enforces memory for a model that does not use it well: a
+        proposal must be new code, and the refusal names the candidate it repeats and its score.
+        """
+        digest = source_hash(source)
+        for c in self.candidates.values():
+            if c.meta.harness_hash == digest:
+                raise ActionError(f"that code is already candidate {c.id} ({self.result_text(c)}); "
+                                  "propose a different change")
+        c = self.add_candidate(source, parent=parent, hypothesis=hypothesis, origin=origin)
+        c.moves, c.predicted = moves, predicted
+        return c
+
+    def result_text(self, c: Candidate) -> str:
+        parts = []
+        if c.full_eval is not None:
+            parts.append(f"full {c.full_eval.score:.3f}" + (f", {c.decision}" if c.decision else ""))
+        for s in c.spots[-1:]:
+            vs = f" vs champion {s.champion_score:.2f}" if s.champion_score is not None else ""
+            parts.append(f"spot {s.score:.2f} on {len(s.task_ids)} tasks{vs}")
+        if c.harness is None:
+            parts.append("cannot run")
+        return ", ".join(parts) or "not evaluated"
+
+    def digest_of(self, cid: str) -> Digest:
+        return build_digest(self._search_rollouts(cid), candidate=cid, labels=self.benchmark.labels,
+                            task_shape=self.benchmark.spec.task_shape)
+
+    def champion_scores(self, task_ids: list[str], trials: int) -> float | None:
+        """The champion's mean on these tasks and trials, from rollouts it already has."""
+        wanted = {(t, k) for t in task_ids for k in range(trials)}
+        have = [t for t in self._search_rollouts(self.state.champion) if (t.task_id, t.trial) in wanted]
+        return sum(t.score for t in have) / len(have) if len(have) == len(wanted) else None
+
+    async def screen(self, cids: list[str], task_ids: list[str], trials: int = 1,
+                     rationale: str = "") -> list[tuple[Candidate, SpotResult]]:
+        """Spot-check each candidate on the same tasks; compare with the champion on those tasks."""
+        tasks = [self._check_task(t) for t in dict.fromkeys(task_ids)]
+        ids = [t.id for t in tasks]
+        needed = sum(self.evaluator.rollouts_needed(self.runnable(cid).harness, tasks, trials) for cid in cids)
+        left = self.budget.rollouts_left()
+        if left is not None and needed > left:
+            raise ActionError(f"screening {len(cids)} candidate(s) on {len(tasks)} tasks x {trials} needs {needed} "
+                              f"rollouts; {left} left: screen fewer, or on fewer tasks")
+        champion = self.champion_scores(ids, trials)
+        out = []
+        for cid in dict.fromkeys(cids):
+            c = self.runnable(cid)
+            result = await self.evaluator.evaluate(c.harness, c.id, tasks, trials=trials, split="search",
+                                                   kind="spot", iteration=self.state.iteration,
+                                                   parent=c.meta.parent or "", note=rationale[:200],
+                                                   wall_clock_s=self.eval_wall_clock_s())
+            spot = SpotResult(task_ids=ids, trials=trials, score=result.score, champion_score=champion)
+            c.spots.append(spot)
+            self.event("screened", candidate=c.id, tasks=ids, trials=trials, score=result.score,
+                       champion_score=champion)
+            out.append((c, spot))
+        return out
+
+    def screen_tasks(self, k: int, rng_seed: int = 0) -> list[str]:
+        """Default screening tasks: the champion's failures first (what a change must fix), then one
+        or two it passes (what a change must not break), in a seeded order."""
+        import random
+
+        rng = random.Random(f"screen:{self.seed}:{self.state.iteration}:{rng_seed}")
+        mine = {t.task_id: t.score for t in self._search_rollouts(self.state.champion) if t.trial == 0}
+        failed = [t for t in self.search_ids if mine.get(t, 0.0) < 1.0]
+        passed = [t for t in self.search_ids if mine.get(t, 0.0) >= 1.0]
+        rng.shuffle(failed)
+        rng.shuffle(passed)
+        keep_passed = min(len(passed), max(1, k // 3)) if failed else min(len(passed), k)
+        chosen = failed[: k - keep_passed] + passed[:keep_passed]
+        return chosen[:k] or list(self.search_ids)[:k]
+
     def _check_task(self, task_id: str) -> LabelledTask:
         if task_id in self.search_ids:
             return self.search_ids[task_id]
@@ -314,13 +406,22 @@ class Workbench:
                 "(informs only; promotion needs full_eval)\n" + "\n".join(lines))
 
     async def _do_full_eval(self, a: A.FullEval) -> str:
-        result, decision = await self.full_eval(a.candidate, note=a.rationale[:200])
-        text = (f"full evaluation of {a.candidate} on {result.n_tasks} search tasks x {result.trials}: "
+        c = self.runnable(a.candidate)
+        if c.full_eval is not None:  # nothing changed since: the result stands, nothing is charged
+            r = c.full_eval
+            return (f"cached: {c.id} was already fully evaluated (score {r.score:.3f} on {r.n_tasks} tasks); "
+                    f"nothing charged. Champion: {self.state.champion}")
+        before = self.state.champion
+        result, decision = await self.full_eval(c.id, note=a.rationale[:200])
+        text = (f"full evaluation of {c.id} on {result.n_tasks} search tasks x {result.trials}: "
                 f"score {result.score:.3f} (95% CI {result.ci_low:.3f}-{result.ci_high:.3f}), "
                 f"{result.n_errors} errors, {result.n_timeouts} timeouts")
         if decision is not None:
             text += f"\nvs champion: {decision.reason}"
-        text += f"\nchampion is now {self.state.champion}"
+        if self.state.champion != before:
+            text += f"\nchampion is now {self.state.champion} (was {before})"
+        else:
+            text += f"\nchampion unchanged: {self.state.champion}"
         return text
 
     async def _do_note(self, a: A.Note) -> str:

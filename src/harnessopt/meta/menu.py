@@ -1,0 +1,107 @@
+"""The move menu: concrete, numbered harness changes a meta model can pick instead of invent.
+
+Ranking is easier than generating for a small model. Each iteration the loop lists moves that
+are known to apply to the champion: every applicable pattern with its default params, a few
+param variants, and random compositions of two or three patterns (the same draws the random
+control makes). Moves whose code equals a candidate already made are left out, so a pick can
+never re-propose something already evaluated. The model picks moves by number; picks compose
+(picking 2 and 5 applies both, in that order).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harnessopt.harness import source_hash
+from harnessopt.patterns import PatternError, applicable, apply_pattern
+from harnessopt.patterns.library import describe_params, get_pattern
+
+# Param variants listed beside the defaults (the rest stay reachable through compositions).
+VARIANTS: dict[str, list[dict[str, Any]]] = {
+    "retrieval_fewshot": [{"k": 4}, {"k": 16}],
+    "label_constraint": [{"list_labels": True}],
+    "self_consistency": [{"n": 3}],
+}
+
+
+class Step(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pattern: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    def label(self) -> str:
+        shown = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.pattern}({shown})" if shown else self.pattern
+
+
+class Move(BaseModel):
+    """One menu line: the steps it applies and what it is for."""
+
+    model_config = ConfigDict(extra="forbid")
+    number: int
+    steps: list[Step]
+    summary: str
+    source: str = Field(repr=False)
+
+    @property
+    def label(self) -> str:
+        return " + ".join(s.label() for s in self.steps)
+
+
+def apply_steps(source: str, steps: list[Step], task_shape: str) -> str:
+    for step in steps:
+        source = apply_pattern(source, step.pattern, step.params, task_shape).source
+    return source
+
+
+def build_menu(champion_source: str, task_shape: str, *, seen_hashes: set[str], rng: random.Random,
+               random_moves: int = 4) -> list[Move]:
+    """Singles (defaults, then variants), then random compositions; each new code, none seen."""
+    candidates: list[tuple[list[Step], str]] = []
+    for pattern in applicable(task_shape):
+        candidates.append(([Step(pattern=pattern.name)], f"{pattern.summary}. Helps: {pattern.helps}"))
+    for pattern in applicable(task_shape):
+        for params in VARIANTS.get(pattern.name, []):
+            candidates.append(([Step(pattern=pattern.name, params=params)], pattern.summary))
+    patterns = applicable(task_shape)
+    for _ in range(random_moves * 5):
+        if sum(1 for c in candidates if len(c[0]) > 1) >= random_moves:
+            break
+        picked = rng.sample(patterns, rng.randint(2, min(3, len(patterns))))
+        steps = [Step(pattern=p.name, params=p.sample(rng, task_shape)) for p in picked]
+        candidates.append((steps, "random composition"))
+    menu: list[Move] = []
+    seen = set(seen_hashes) | {source_hash(champion_source)}
+    for steps, summary in candidates:
+        try:
+            source = apply_steps(champion_source, steps, task_shape)
+        except PatternError:
+            continue
+        digest = source_hash(source)
+        if digest in seen:
+            continue
+        seen.add(digest)
+        menu.append(Move(number=len(menu) + 1, steps=steps, summary=summary, source=source))
+    return menu
+
+
+def compose(champion_source: str, menu: list[Move], numbers: list[int], task_shape: str) -> tuple[list[Step], str]:
+    """The code of several picked moves applied in order (later picks change their own part)."""
+    by_number = {m.number: m for m in menu}
+    steps: list[Step] = []
+    for n in dict.fromkeys(numbers):
+        if n not in by_number:
+            raise PatternError(f"move {n} is not on the menu (1-{len(menu)})")
+        steps += by_number[n].steps
+    return steps, apply_steps(champion_source, steps, task_shape)
+
+
+def describe_menu(menu: list[Move]) -> str:
+    return "\n".join(f"{m.number}. {m.label}: {m.summary}" for m in menu)
+
+
+def describe_step_params(pattern: str) -> str:
+    return describe_params(get_pattern(pattern).params)
