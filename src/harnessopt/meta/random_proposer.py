@@ -17,14 +17,13 @@ harness is redrawn, and so is a composition whose code equals an earlier candida
 
 from __future__ import annotations
 
-import json
 import random
 
+from harnessopt import events as E
 from harnessopt.harness import source_hash
 from harnessopt.meta import actions as A
 from harnessopt.meta.workbench import Workbench
 from harnessopt.patterns import PatternError, applicable, apply_pattern
-from harnessopt.store import atomic_write
 
 
 class RandomProposer:
@@ -68,30 +67,29 @@ class RandomProposer:
         transcript: list[dict[str, str]] = [{"role": "system", "content": f"random proposer, seed {self.seed}"}]
         plan = self.draw(wb, self.rng(wb.state.iteration))
         if not plan:
-            wb.event("meta_stop", reason=f"no pattern composition gave new code in {self.max_draws} draws")
+            wb.event(E.MetaStopped(reason=f"no pattern composition gave new code in {self.max_draws} draws"))
             return
         parent = wb.state.champion
         for step, action in enumerate(plan):
-            before = set(wb.candidates)
+            wb.last_created = None
             await self._step(wb, action.model_copy(update={"parent": parent}), step, transcript)
-            created = [c for c in wb.candidates if c not in before]
-            if not created or wb.candidates[created[0]].harness is None:
+            if wb.last_created is None or wb.candidates[wb.last_created].harness is None:
                 return
-            parent = created[0]
+            parent = wb.last_created
         left = wb.budget.rollouts_left()
         needed = wb.evaluator.rollouts_needed(wb.candidates[parent].harness, wb.search_tasks, wb.trials)
         if left is not None and needed > left:
-            wb.event("meta_stop", reason=f"a full evaluation of {parent} needs {needed} rollouts, {left} left")
+            wb.event(E.MetaStopped(reason=f"a full evaluation of {parent} needs {needed} rollouts, {left} left"))
             return
         await self._step(wb, A.FullEval(candidate=parent, rationale="random search evaluates every proposal fully"),
                          len(plan), transcript)
 
     async def _step(self, wb: Workbench, action: A._Action, step: int, transcript: list[dict[str, str]]) -> str:
         observation = await wb.execute(action)
-        wb.event("action", step=step, action=action.action, rationale=action.rationale,
-                 args=action.model_dump(exclude={"action", "rationale", "code"}), observation=observation[:400])
+        wb.event(E.ActionTaken(step=step, action=action.action, rationale=action.rationale,
+                               args=action.model_dump(exclude={"action", "rationale", "code"}),
+                               observation=observation[:400]))
         transcript += [{"role": "assistant", "content": action.model_dump_json()},
                        {"role": "user", "content": observation}]
-        atomic_write(wb.store.path / "meta" / f"{wb.state.iteration:03d}.jsonl",
-                     "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in transcript))
+        wb.store.write_transcript(wb.state.iteration, transcript)
         return observation
