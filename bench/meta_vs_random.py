@@ -63,8 +63,8 @@ def main() -> None:
             r = asyncio.run(optimize_async(config, benchmark=bench))
             wall = time.time() - started
             events = RunStore.open(r.run_dir).events()
-            acts = [e.get("action") for e in events if e["kind"] == "action"]
-            invalid = sum(e["kind"] == "invalid_action" for e in events)
+            acts = [e.action for e in events if e.kind == "action"]
+            invalid = sum(e.kind == "invalid_action" for e in events)
             pattern = sum(a == "apply_pattern" for a in acts)
             free = sum(a in ("write_harness", "edit_harness") for a in acts)
             row = {"proposer": proposer, "seed": seed, "seed_search": r.seed_search, "champion_search": r.champion_search,

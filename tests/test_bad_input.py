@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harnessopt.cli import main
+from harnessopt.store import STORE_FORMAT
 
 OK_HARNESS = 'async def run(task, ctx):\n    return (await ctx.complete(task.input)).strip()\n'
 SPEC = '''name = "mini"
@@ -190,7 +191,8 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("case, expected", [
-    ("other_version", ["format 0 is not 1", "harnessopt version that wrote it"]),
+    ("other_version", ["format 0, this harnessopt reads format", "harnessopt version that wrote it"]),
+    ("older_format", ["format 1, this harnessopt reads format", "harnessopt version that wrote it"]),
     ("no_run_json", ["not a harnessopt run directory (no run.json)"]),
     ("corrupt_run_json", ["corrupt JSON", "start a new run"]),
     ("no_config", ["config is incomplete or from another harnessopt version", "start a new run"]),
@@ -202,9 +204,9 @@ def test_resume_of_a_bad_run_directory(work, capsys, case, expected):
     run = work / "runs" / "r1"
     run.mkdir(parents=True)
     (run / "ledger.tsv").write_text("iter\tcandidate\n")
-    info = {"format": 1, "kind": "optimize", "run_id": "r1"}
-    if case == "other_version":
-        (run / "run.json").write_text(json.dumps({**info, "format": 0}))
+    info = {"format": STORE_FORMAT, "kind": "optimize", "run_id": "r1"}
+    if case in ("other_version", "older_format"):
+        (run / "run.json").write_text(json.dumps({**info, "format": 0 if case == "other_version" else 1}))
     elif case == "corrupt_run_json":
         (run / "run.json").write_text('{"format": 1, "kind": "optim')
     elif case == "no_config":

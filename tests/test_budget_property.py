@@ -173,11 +173,16 @@ def test_caps_are_never_exceeded(budget, concurrency, fault):
             executor=InProcessExecutor(rng, fault["calls"]), benchmark=_bench()))
         spend = result.spend
         store = RunStore.open(result.run_dir)
-        search_end = next(e["t"] for e in store.events() if e["kind"] == "search_finished")
+        search_end = next(e.t for e in store.events() if e.kind == "search_finished")
         created = store.info()["created_at"]
+        ledger = store.ledger()
 
     # Rollouts: the run's count, and what the ledger shows.
     assert spend.rollouts <= cap.rollouts
+    assert sum(r.charged for r in ledger if r.split == "search") == spend.rollouts
+    assert sum(r.tokens for r in ledger if r.kind == "meta") == spend.meta.tokens
+    if not any(r.status == "cut" for r in ledger):  # a cut rollout's tokens are in no trace
+        assert sum(r.tokens for r in ledger if r.split == "search") == spend.task.tokens
     # Tokens and USD: the run's books, and what the stub model actually served for search tasks.
     if cap.task_tokens is not None:
         assert spend.task.tokens <= cap.task_tokens

@@ -58,7 +58,8 @@ def test_scores_traces_and_ledger(tmp_path):
     # seeds differ per trial, so trials are distinct rollouts
     assert {t.params.seed for t in traces} == {0, 1}
     ledger = store.ledger()
-    assert len(ledger) == 1 and ledger[0]["n_tasks"] == "2" and ledger[0]["trials"] == "2"
+    assert [(r.kind, r.decision, r.n_tasks, r.trials, r.charged, r.reused) for r in ledger] == [("eval", "eval", 2, 2, 4, 0)]
+    assert ledger[0].tokens == sum(t.usage.tokens for t in traces) > 0
 
 
 def test_targets_never_reach_the_harness(tmp_path):

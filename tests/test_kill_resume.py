@@ -219,8 +219,8 @@ def _state(run: Path) -> dict:
     rollouts = {p.relative_to(run).as_posix(): _strip(json.loads(p.read_text()))
                 for p in sorted((run / "rollouts").glob("*/*/*.json"))}
     candidates = {m.id: (_strip(m.model_dump()), store.candidate_source(m.id)) for m in store.candidates()}
-    ledger = [_strip(row) for row in store.ledger()]
-    events = [_strip(e) for e in store.events()]
+    ledger = [_strip(row.model_dump()) for row in store.ledger()]
+    events = [_strip(e.model_dump()) for e in store.events()]
     notebook = (run / "notebook.md").read_text() if (run / "notebook.md").exists() else ""
     state = {"rollouts": rollouts, "candidates": candidates, "ledger": ledger, "events": events, "notebook": notebook}
     return json.loads(json.dumps(state).replace(str(run.parent), "<root>"))  # runs live in different folders
@@ -235,10 +235,9 @@ def _check_consistent_after_kill(run: Path) -> dict[str, bytes]:
     store = RunStore.open(run)  # also cuts a half-written last line off the ledger and events
     known = {m.id for m in store.candidates()}
     for row in store.ledger():
-        assert row["candidate"] in known, f"ledger row for unknown candidate {row['candidate']}"
-        float(row["score"])
-    for e in store.events():
-        assert "kind" in e
+        assert row.kind == "meta" or row.candidate in known, f"ledger row for unknown candidate {row.candidate}"
+        assert (row.score is None) == (row.kind == "meta")
+    assert all(e.kind for e in store.events())  # every line is a whole, valid event
     files = {}
     for p in (run / "rollouts").glob("*/*/*.json"):
         data = p.read_bytes()

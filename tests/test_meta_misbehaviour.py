@@ -88,7 +88,7 @@ def test_invalid_actions_are_refused_and_the_loop_goes_on(tmp_path):
     ]
     result, meta, store = run(tmp_path, replies)
     events = store.events()
-    invalid = [e for e in events if e["kind"] == "invalid_action"]
+    invalid = [e for e in events if e.kind == "invalid_action"]
     assert len(invalid) == 8
     for prompt in meta.prompts[1:9]:
         assert "error: invalid action" in prompt and "[budget]" in prompt
@@ -108,11 +108,11 @@ def test_enormous_outputs_are_refused_or_cut(tmp_path):
         {"action": "finish"},
     ]
     result, meta, store = run(tmp_path, replies)
-    invalid = [e for e in store.events() if e["kind"] == "invalid_action"]
-    assert len(invalid) == 6, [e["error"] for e in invalid]
-    assert any("too long" in e["error"] or "at most" in e["error"] for e in invalid)
+    invalid = [e for e in store.events() if e.kind == "invalid_action"]
+    assert len(invalid) == 6, [e.error for e in invalid]
+    assert any("too long" in e.error or "at most" in e.error for e in invalid)
     # What is kept on disk per action is bounded.
-    assert all(len(json.dumps(e)) < 20_000 for e in store.events())
+    assert all(len(e.model_dump_json()) < 20_000 for e in store.events())
     notebook = store.path / "notebook.md"
     assert not notebook.exists() or len(notebook.read_text()) < 10_000
     assert [c for c in store.candidates() if c.id != "c0000"] and result.champion_id == "c0000"
@@ -128,8 +128,8 @@ def test_prompts_stay_within_the_prompt_budget_after_an_enormous_reply(tmp_path)
 def test_a_loop_of_the_same_action_is_stopped(tmp_path):
     replies = [{"action": "overview", "rationale": f"look again ({i})"} for i in range(30)]
     result, meta, store = run(tmp_path, replies)
-    stops = [e for e in store.events() if e["kind"] == "meta_stop"]
-    assert stops and "the same action 3 times in a row" in stops[0]["reason"]
+    stops = [e for e in store.events() if e.kind == "meta_stop"]
+    assert stops and "the same action 3 times in a row" in stops[0].reason
     assert len(meta.prompts) == 3  # stopped after the third identical action, not the 30th
     assert result.stop_reason.startswith("iteration budget used")
 
@@ -173,4 +173,4 @@ def test_edits_that_target_the_test_split_or_the_scorer_are_refused(tmp_path):
     # Nothing the meta-agent saw came from the test split (only the final test evaluation ran on it).
     sent = "\n".join(meta.prompts)
     assert "test-53" not in sent
-    assert all(r["kind"] == "test" for r in store.ledger() if r["split"] == "test")
+    assert all(r.kind == "test" for r in store.ledger() if r.split == "test")

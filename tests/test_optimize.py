@@ -73,11 +73,20 @@ def test_full_win_promotes_and_spot_check_and_full_are_charged(tmp_path):
     assert result.seed_test.score == 0.0 and result.champion_test.score == 1.0
     # seed full + noise rerun (30 + 30), spot-check 2, full eval of c0001 28 new (2 reused from the spot-check)
     assert result.spend.rollouts == 30 + 30 + 2 + 28
-    kinds = [row["kind"] for row in result.history]
-    assert kinds == ["full", "noise", "spot", "full", "test", "test"]
+    # The ledger alone says what each evaluation charged and reused, and what was decided.
+    assert [(r.iter, r.candidate, r.kind, r.charged, r.reused, r.decision) for r in result.history] == [
+        (0, "c0000", "full", 30, 0, "baseline"), (0, "c0000", "noise", 30, 0, "noise"),
+        (1, "c0001", "spot", 2, 0, "spot"), (1, "c0001", "full", 28, 2, "promoted"),
+        (1, "", "meta", 0, 0, "meta"), (2, "", "meta", 0, 0, "meta"),
+        (2, "c0000", "test", 10, 0, "test"), (2, "c0001", "test", 10, 0, "test")]
+    assert sum(r.charged for r in result.history if r.split == "search") == result.spend.rollouts
+    promoting = result.history[3]
+    assert promoting.note.startswith("promoted: +1.000") and promoting.parent == "c0000"
+    assert promoting.tokens == sum(t.usage.tokens for t in RunStore.open(result.run_dir).rollouts("c0001")
+                                   if t.split == "search" and t.task_id not in ("search-1", "search-2"))
     assert gateway.usage.calls == 90 + 20  # search rollouts + 2 x 10 test rollouts, each one model call
     store = RunStore.open(result.run_dir)
-    assert [e["candidate"] for e in store.events() if e["kind"] == "promoted"] == ["c0001"]
+    assert [e.candidate for e in store.events() if e.kind == "promoted"] == ["c0001"]
     assert store.candidate_meta("c0001").parent == "c0000" and "double" in store.candidate_meta("c0001").diff
 
 
@@ -127,7 +136,7 @@ def test_test_split_and_unknown_things_are_refused_with_error_observations(tmp_p
     store = RunStore.open(result.run_dir)
     meta_visible = [t for t in store.rollouts("c0000") if t.split == "test" and t.candidate_id == "c0000"]
     assert {t.task_id for t in meta_visible} == {f"test-{n}" for n in range(50, 60)}  # only the final test eval
-    assert all(row["kind"] == "test" for row in store.ledger() if row["split"] == "test")
+    assert all(row.kind == "test" for row in store.ledger() if row.split == "test")
 
 
 def test_gaming_literals_are_flagged_and_never_promoted(tmp_path):
@@ -188,8 +197,8 @@ def test_kill_and_resume_loses_nothing_and_pays_nothing_twice(tmp_path):
     store = RunStore.open(run_dir)
     ledger = store.ledger()
     assert ledger[: len(ledger_before)] == ledger_before  # history kept, not rewritten
-    assert [r["kind"] for r in ledger] == [r["kind"] for r in whole.history]
-    assert [e["kind"] for e in store.events()] == [e["kind"] for e in RunStore.open(whole.run_dir).events()]
+    assert [r.kind for r in ledger] == [r.kind for r in whole.history]
+    assert [e.kind for e in store.events()] == [e.kind for e in RunStore.open(whole.run_dir).events()]
     assert (store.path / "notebook.md").read_text().count("worse") == 1
 
 

@@ -72,15 +72,15 @@ def test_each_iteration_composes_patterns_on_the_champion_and_fully_evaluates_th
     events = store.events()
     champion, evaluated = "c0000", []
     for it in range(1, 6):
-        acts = [e for e in events if e["kind"] == "action" and e["iter"] == it]
-        names = [e["action"] for e in acts]
+        acts = [e for e in events if e.kind == "action" and e.iter == it]
+        names = [e.action for e in acts]
         assert 1 <= names.count("apply_pattern") <= 3 and names == ["apply_pattern"] * (len(names) - 1) + ["full_eval"]
-        parents = [e["args"]["parent"] for e in acts[:-1]]
-        made = [e["candidate"] for e in events if e["kind"] == "candidate" and e["iter"] == it]
+        parents = [e.args["parent"] for e in acts[:-1]]
+        made = [e.candidate for e in events if e.kind == "candidate" and e.iter == it]
         assert parents == [champion] + made[:-1]  # first on the champion, then each on the previous
-        assert acts[-1]["args"]["candidate"] == made[-1]
+        assert acts[-1].args["candidate"] == made[-1]
         evaluated.append(made[-1])
-        promoted = [e["candidate"] for e in events if e["kind"] == "promoted" and e["iter"] == it]
+        promoted = [e.candidate for e in events if e.kind == "promoted" and e.iter == it]
         champion = promoted[-1] if promoted else champion
     metas = [store.candidate_meta(c) for c in evaluated]
     assert all(m.origin.startswith("apply_pattern:") and "random search" in m.hypothesis for m in metas)
@@ -89,7 +89,7 @@ def test_each_iteration_composes_patterns_on_the_champion_and_fully_evaluates_th
         assert m.harness_hash not in earlier
         earlier |= {x.harness_hash for x in store.candidates() if x.id <= m.id}
     ledger = store.ledger()
-    assert [r["kind"] for r in ledger if r["split"] == "search"] == ["full", "noise"] + ["full"] * 5
+    assert [r.kind for r in ledger if r.split == "search"] == ["full", "noise"] + ["full"] * 5
     assert result.spend.meta.calls == 0 and result.spend.rollouts <= 400
     transcript = [json.loads(line) for line in (store.path / "meta" / "001.jsonl").read_text().splitlines()]
     assert json.loads(transcript[1]["content"])["action"] == "apply_pattern" and "[budget]" in transcript[2]["content"]
@@ -116,7 +116,7 @@ def test_stops_proposing_when_a_full_evaluation_no_longer_fits(tmp_path):
     # seed full + noise = 48 rollouts; 30 more leave room for one full evaluation (24), not two
     result, gateway = run(config(tmp_path, iterations=4, rollouts=48 + 30))
     store = RunStore.open(result.run_dir)
-    fulls = [r for r in store.ledger() if r["kind"] == "full"]
+    fulls = [r for r in store.ledger() if r.kind == "full"]
     assert len(fulls) == 2 and result.spend.rollouts <= 78
-    stops = [e for e in store.events() if e["kind"] == "meta_stop"]
-    assert stops and "needs 24 rollouts" in stops[0]["reason"]
+    stops = [e for e in store.events() if e.kind == "meta_stop"]
+    assert stops and "needs 24 rollouts" in stops[0].reason

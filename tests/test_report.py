@@ -100,9 +100,10 @@ def test_run_report_from_a_real_worker_run(tmp_path):
     files = write_report(result.run_dir)
     run = load_run(result.run_dir)
     s = run.summary
-    # charged rollouts are attributed to the evaluations that paid for them and add up to the budget's count
-    assert [(r.kind, r.charged) for r in run.ledger] == [("full", 10), ("noise", 10), ("spot", 2), ("full", 8),
-                                                         ("test", 10), ("test", 10)]
+    # charged rollouts come from the ledger and add up to the budget's count
+    assert [(r.kind, r.charged, r.decision) for r in run.ledger] == [
+        ("full", 10, "baseline"), ("noise", 10, "noise"), ("spot", 2, "spot"), ("full", 8, "promoted"),
+        ("meta", 0, "meta"), ("test", 10, "test"), ("test", 10, "test")]
     assert s.rollouts == result.spend.rollouts == 30
     assert s.rollouts_to_best == 30 and s.improvement == 1.0 and s.champion_id == "c0001"
     assert [(p.rollouts, p.score) for p in s.curve] == [(10, 0.0), (20, 0.0), (22, 0.0), (30, 1.0)]
@@ -147,6 +148,10 @@ def test_spot_checks_full_evals_and_their_agreement(experiment):
     assert b.actions["spot_check"] == 3 and b.actions["write_harness"] == 3 and b.refused == 0
     assert run.summary.champion_id == "c0001" and run.summary.promoted == 1
     assert run.summary.rollouts_to_best == 30  # baseline 10 + noise 10 + the promoting full evaluation 10
+    # the meta-agent's spend is one ledger row per iteration: 11 scripted replies of 100 + 20 tokens
+    assert [(r.iter, r.tokens, r.note) for r in run.ledger if r.kind == "meta"] == [
+        (1, 11 * 120, "local/gemma-3-270m: 11 meta-model call(s)")]
+    assert run.summary.meta_tokens == 11 * 120
 
 
 # --------------------------------------------------------------------------- experiment report

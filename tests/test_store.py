@@ -3,6 +3,7 @@ import json
 import pytest
 
 from harnessopt.records import RolloutTrace
+from harnessopt.events import PromotionDecided
 from harnessopt.store import CandidateMeta, LedgerRow, RunStore, StoreError, atomic_write, safe_name
 
 
@@ -46,18 +47,23 @@ def test_safe_name_keeps_distinct_ids_distinct():
 
 def test_ledger_rows_round_trip_and_escape_tabs(tmp_path):
     store = RunStore.create(tmp_path, {}, run_id="r")
-    store.append_ledger(LedgerRow(candidate="c1", kind="full", split="search", n_tasks=3, trials=2,
-                                  score=0.5, note="a\tb\nc"))
-    rows = store.ledger()
-    assert rows[0]["candidate"] == "c1" and rows[0]["score"] == "0.5000" and rows[0]["note"] == "a b c"
+    store.append_ledger(LedgerRow(candidate="c1", kind="full", split="search", n_tasks=3, trials=2, score=0.5,
+                                  charged=5, reused=1, decision="promoted", note="a\tb\nc \"quoted\""))
+    store.append_ledger(LedgerRow(iter=1, kind="meta", decision="meta", tokens=120, cost_usd=0.25, note="3 calls"))
+    full, meta = RunStore.open(store.path).ledger()
+    assert (full.candidate, full.score, full.charged, full.reused, full.decision) == ("c1", 0.5, 5, 1, "promoted")
+    assert full.note == 'a b c "quoted"'  # tabs and newlines cannot break a row
+    assert (meta.kind, meta.score, meta.tokens, meta.cost_usd) == ("meta", None, 120, 0.25)
 
 
 def test_events_skip_a_half_written_line(tmp_path):
     store = RunStore.create(tmp_path, {}, run_id="r")
-    store.append_event("decision", why="x")
+    store.append_event(PromotionDecided(candidate="c1", champion="c0", promote=False, mean_diff=0.0, ci_low=0.0,
+                                        ci_high=0.0, noise_floor=0.0, n_tasks=3, reason="x"))
     with open(store.path / "events.jsonl", "a") as f:
         f.write('{"kind": "cut')
-    assert [e["kind"] for e in store.events()] == ["decision"]
+    [event] = RunStore.open(store.path).events()
+    assert isinstance(event, PromotionDecided) and event.reason == "x"  # typed, and the cut line skipped
 
 
 def test_candidates_round_trip(tmp_path):

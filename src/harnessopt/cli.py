@@ -236,33 +236,36 @@ def cmd_show(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from harnessopt.events import Promoted
+    from harnessopt.ledger import LEDGER_COLUMNS
     from harnessopt.store import RunStore
 
     store = RunStore.open(args.run_dir)
-    console = Console() if Console().is_terminal else Console(width=160)
+    console = Console() if Console().is_terminal else Console(width=200)
     table = Table(title=f"ledger: {store.run_id}")
-    rows = store.ledger()
-    columns = ["iter", "candidate", "parent", "kind", "split", "n_tasks", "trials", "score", "tokens", "cost_usd", "status", "note"]
+    columns = [c for c in LEDGER_COLUMNS if c != "time"]
     for c in columns:
         table.add_column(c)
-    for r in rows:
-        table.add_row(*(r.get(c, "") for c in columns))
+    for row in store.ledger():
+        cells = row.model_dump()
+        cells["score"] = "" if row.score is None else f"{row.score:.4f}"
+        cells["cost_usd"] = f"{row.cost_usd:.4f}"
+        table.add_row(*(str(cells[c]) for c in columns))
     console.print(table)
-    events = store.events()
-    promoted = [e for e in events if e.get("kind") == "promoted"]
+    promoted = [e for e in store.events() if isinstance(e, Promoted)]
     metas = {m.id: m for m in store.candidates()}
-    champion = promoted[-1]["candidate"] if promoted else (next(iter(metas), "") if metas else "")
+    champion = promoted[-1].candidate if promoted else next(iter(metas), "")
     console.print(f"champion: {champion or '-'}")
     lineage = []
     cid = champion
-    while cid and cid in metas:
+    while cid and cid in metas and cid not in lineage:
         lineage.append(cid)
         cid = metas[cid].parent
     for cid in reversed(lineage):
         m = metas[cid]
         console.print(f"  {cid} <- {m.parent or 'seed'}: {m.hypothesis[:120]}")
     for e in promoted:
-        console.print(f"  promoted {e['candidate']} (iter {e.get('iter')}): {e.get('reason', '')}")
+        console.print(f"  promoted {e.candidate} (iter {e.iter}): {e.reason}")
     return 0
 
 

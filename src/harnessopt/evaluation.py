@@ -196,13 +196,13 @@ class Evaluator:
         return len(keys - self.charged)
 
     async def evaluate(self, harness: HarnessFile, candidate_id: str, tasks: list[LabelledTask], *,
-                       trials: int = 1, split: SplitName, kind: str = "eval", iteration: int = 0,
-                       parent: str = "", note: str = "", progress: ProgressFn | None = None,
+                       trials: int = 1, split: SplitName, progress: ProgressFn | None = None,
                        wall_clock_s: float | None = None, first_trial: int = 0) -> EvalResult:
         """Run (or reuse) every (task, trial); raises BudgetExceeded before starting if it cannot fit.
 
         With `wall_clock_s`, rollouts still running at the limit are cancelled and the result is
-        scored on what finished (status "cut" in the ledger).
+        scored on what finished (status "cut"). The result says how many rollouts it charged and
+        how many it reused; the caller writes its ledger row (with what it decided).
         """
         started = time.time()
         pairs = [(t, k) for t in tasks for k in range(first_trial, first_trial + trials)]
@@ -220,18 +220,21 @@ class Evaluator:
             return trace
 
         jobs = [asyncio.create_task(one(t, k)) for t, k in pairs]
-        done, pending = await asyncio.wait(jobs, timeout=wall_clock_s) if jobs else (set(), set())
-        for job in pending:
-            job.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            done, pending = await asyncio.wait(jobs, timeout=wall_clock_s) if jobs else (set(), set())
+        finally:
+            # Interrupted (Ctrl-C, cancellation) or cut: stop every rollout still running before
+            # anything else happens, so none of them can finish later as a bogus result.
+            for job in jobs:
+                job.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)
         traces = [j.result() for j in jobs if j in done and not j.cancelled() and j.exception() is None]
         failures = [j.exception() for j in jobs if j in done and not j.cancelled() and j.exception() is not None]
         finished_keys = {t.cache_key for t in traces}
+        # Cancelled rollouts may have spent tokens already: they count as used.
+        charged = len(new_keys) if pending else len(new_keys & finished_keys)
         if self.budget is not None:
-            # Cancelled rollouts may have spent tokens already: they count as used.
-            used = len(new_keys) if pending else len(new_keys & finished_keys)
-            self.budget.settle_rollouts(len(new_keys), used)
+            self.budget.settle_rollouts(len(new_keys), charged)
             for trace in traces:  # charge reused traces this run had not paid for (resume)
                 # (a resumed run replays its own rollouts from disk too: their tokens count again,
                 # as in the run that paid for them, so a resumed run's spend equals an unbroken one's)
@@ -244,14 +247,11 @@ class Evaluator:
         result = summarize(
             traces, finished_tasks, run_dir=str(self.store.path), candidate_id=candidate_id, harness=harness,
             benchmark=self.benchmark.name, split=split, model=self.model, trials=trials,
-            wall_s=time.time() - started,
+            wall_s=time.time() - started, paid=new_keys,
         )
-        status = "cut" if pending else (f"{result.n_errors + result.n_timeouts} failed" if result.n_errors + result.n_timeouts else "ok")
-        self.store.append_ledger(LedgerRow(
-            iter=iteration, candidate=candidate_id, parent=parent, kind=kind, split=split,
-            n_tasks=len(finished_tasks), trials=trials, score=result.score, tokens=result.usage.tokens,
-            cost_usd=result.usage.cost_usd, status=status, note=note,
-        ))
+        failed = result.n_errors + result.n_timeouts
+        result.charged, result.reused = charged, len(keys - new_keys)
+        result.status = "cut" if pending else (f"{failed} failed" if failed else "ok")
         return result
 
     async def rollout(self, harness: HarnessFile, candidate_id: str, task: LabelledTask, trial: int,
@@ -299,14 +299,15 @@ class Evaluator:
 
 def summarize(traces: list[RolloutTrace], tasks: list[LabelledTask], *, run_dir: str, candidate_id: str,
               harness: HarnessFile, benchmark: str, split: SplitName, model: str, trials: int,
-              wall_s: float) -> EvalResult:
+              wall_s: float, paid: set[str] | None = None) -> EvalResult:
+    """Per-task and overall scores; `usage` sums the rollouts in `paid` (cache keys; None: all)."""
     by_task: dict[str, TaskResult] = {t.id: TaskResult(task_id=t.id, scores=[]) for t in tasks}
     usage = Usage()
     for trace in traces:
         result = by_task[trace.task_id]
         result.scores.append(trace.score)
         result.errors += int(trace.status != "ok")
-        if trace.reused_from is None:
+        if paid is None or trace.cache_key in paid:
             usage.add(trace.usage)
     score, low, high = mean_ci([r.mean for r in by_task.values()])
     return EvalResult(
@@ -375,9 +376,10 @@ async def evaluate_async(harness: str | Path | HarnessFile, benchmark: str | Pat
     evaluator.register_candidate(harness_file, candidate_id, origin=harness_file.path)
     try:
         result = await evaluator.evaluate(harness_file, candidate_id, tasks, trials=trials, split=split,
-                                          kind="eval", progress=progress)
+                                          progress=progress)
     finally:
         await evaluator.close()
+    store.append_ledger(LedgerRow.for_eval(result, kind="eval", decision="eval"))
     store.update_info(result=result.model_dump(exclude={"tasks"}))
     return result
 

@@ -28,9 +28,10 @@ from harnessopt.llm.gateway import preflight_gateway  # noqa: E402
 from harnessopt.meta.agent import LLMProposer, Proposer  # noqa: E402
 from harnessopt.meta.views import FeedbackMode, FeedbackView  # noqa: E402
 from harnessopt.meta.workbench import Workbench  # noqa: E402
-from harnessopt.records import EvalResult, ModelParams, Record  # noqa: E402
+from harnessopt.records import EvalResult, ModelParams, Record, Usage  # noqa: E402
 from harnessopt.runner import LocalProcessExecutor  # noqa: E402
-from harnessopt.store import RunStore, StoreError  # noqa: E402
+from harnessopt.store import LedgerRow, RunStore, StoreError  # noqa: E402
+from harnessopt import events as E  # noqa: E402
 
 
 class OptimizeConfig(Record):
@@ -79,7 +80,7 @@ class OptimizeResult(Record):
     promotions: list[str] = Field(default_factory=list)
     noise_floor: float = 0.0
     candidates: int = 0
-    history: list[dict[str, str]] = Field(default_factory=list)
+    history: list[LedgerRow] = Field(default_factory=list)
     spend: Spend = Field(default_factory=Spend)
     stop_reason: str = ""
 
@@ -171,10 +172,11 @@ async def optimize_async(config: OptimizeConfig | None = None, *, resume: str | 
         seed_eval, _ = await wb.full_eval(seed.id, note="seed baseline")
         if config.measure_noise:
             rerun = await evaluator.evaluate(seed.harness, seed.id, search_tasks, trials=config.trials,
-                                             split="search", kind="noise", first_trial=config.trials,
-                                             note="seed rerun: noise floor")
+                                             split="search", first_trial=config.trials)
             wb.state.noise_floor = abs(rerun.score - seed_eval.score)
-            wb.event("noise_floor", value=wb.state.noise_floor, first=seed_eval.score, rerun=rerun.score)
+            store.append_ledger(LedgerRow.for_eval(rerun, kind="noise", decision="noise",
+                                                   note=f"seed rerun: noise floor {wb.state.noise_floor:.4f}"))
+            wb.event(E.NoiseFloorMeasured(value=wb.state.noise_floor, first=seed_eval.score, rerun=rerun.score))
         tracker.best = (seed.id, seed_eval.score)
         say(f"seed {seed.id}: search {seed_eval.score:.3f}, noise floor {wb.state.noise_floor:.3f} | {budget.describe()}")
         stop_reason = ""
@@ -184,14 +186,16 @@ async def optimize_async(config: OptimizeConfig | None = None, *, resume: str | 
                 break
             budget.spent.iterations += 1
             wb.state.iteration = budget.spent.iterations
-            wb.event("iteration_start", proposer=proposer.name)
+            wb.event(E.IterationStarted(proposer=proposer.name))
+            meta_before = budget.spent.meta.model_copy()
             try:
                 await proposer.run_iteration(wb)
             except BudgetExceeded as exc:
-                wb.event("meta_stop", reason=str(exc))
+                wb.event(E.MetaStopped(reason=str(exc)))
+            store.append_ledger(_meta_row(wb.state.iteration, proposer.name, meta_before, budget.spent.meta))
             tracker.iteration_line(wb)
             store.update_info(spend=budget.snapshot().model_dump(), champion=wb.state.champion)
-        wb.event("search_finished", reason=stop_reason, champion=wb.state.champion)
+        wb.event(E.SearchFinished(reason=stop_reason, champion=wb.state.champion))
         # Held-out test: seed and final champion (and every promoted champion if asked), recorded
         # here and never shown to the meta-agent. These rollouts are outside the search budget.
         test_eval = Evaluator(bench, store, model=config.task_model, params=params, gateway=gateway,
@@ -200,14 +204,15 @@ async def optimize_async(config: OptimizeConfig | None = None, *, resume: str | 
         tested: dict[str, TestScore] = {}
         for cid in dict.fromkeys(to_test):
             c = wb.candidates[cid]
-            r = await test_eval.evaluate(c.harness, cid, test_tasks, trials=config.trials, split="test",
-                                         kind="test", iteration=wb.state.iteration, note="held-out test")
+            r = await test_eval.evaluate(c.harness, cid, test_tasks, trials=config.trials, split="test")
+            store.append_ledger(LedgerRow.for_eval(r, kind="test", decision="test", iteration=wb.state.iteration,
+                                                   note="held-out test"))
             tested[cid] = _test_score(cid, r)
             say(f"test {cid}: {r.score:.3f} ({r.ci_low:.3f}-{r.ci_high:.3f}) on {r.n_tasks} tasks")
         champion = wb.candidates[wb.state.champion]
         result = OptimizeResult(
             run_dir=str(store.path), seed_id=seed.id, champion_id=champion.id,
-            champion_path=str(store.candidate_dir(champion.id) / "harness.py"), champion_code=champion.source,
+            champion_path=str(store.harness_path(champion.id)), champion_code=champion.source,
             seed_search=seed_eval.score,
             champion_search=champion.full_eval.score if champion.full_eval else seed_eval.score,
             seed_test=tested[seed.id], champion_test=tested[champion.id],
@@ -217,11 +222,20 @@ async def optimize_async(config: OptimizeConfig | None = None, *, resume: str | 
             stop_reason=stop_reason,
         )
         store.update_info(result=result.model_dump(exclude={"history", "champion_code"}), finished=True)
-        wb.event("finished", champion=champion.id, seed_test=result.seed_test.score,
-                 champion_test=result.champion_test.score)
+        wb.event(E.RunFinished(champion=champion.id, seed_test=result.seed_test.score,
+                               champion_test=result.champion_test.score))
         return result
     finally:
         await executor.close()
+
+
+def _meta_row(iteration: int, proposer: str, before: Usage, after: Usage) -> LedgerRow:
+    """The meta-agent's spend in one iteration, as a ledger row."""
+    calls = after.calls - before.calls
+    failed = after.failed_calls - before.failed_calls
+    return LedgerRow(iter=iteration, kind="meta", decision="meta", tokens=after.tokens - before.tokens,
+                     cost_usd=after.cost_usd - before.cost_usd, status=f"{failed} failed" if failed else "ok",
+                     note=f"{proposer}: {calls} meta-model call(s)")
 
 
 def _test_score(cid: str, r: EvalResult) -> TestScore:
@@ -238,15 +252,14 @@ class _ProgressTracker:
         self.last_action = "-"
         self.last_candidate = "-"
 
-    def on_event(self, kind: str, fields: dict) -> None:
-        if kind == "action":
-            self.last_action = fields.get("action", "-")
-            args = fields.get("args") or {}
-            self.last_candidate = args.get("candidate") or self.last_candidate
-        elif kind == "candidate":
-            self.last_candidate = fields.get("candidate", "-")
-        elif kind == "promoted":
-            self.say(f"  promoted {fields['candidate']}: {fields.get('reason', '')}")
+    def on_event(self, event: E.Event) -> None:
+        if isinstance(event, E.ActionTaken):
+            self.last_action = event.action
+            self.last_candidate = event.args.get("candidate") or self.last_candidate
+        elif isinstance(event, E.CandidateCreated):
+            self.last_candidate = event.candidate
+        elif isinstance(event, E.Promoted):
+            self.say(f"  promoted {event.candidate}: {event.reason}")
 
     def iteration_line(self, wb: Workbench) -> None:
         champion = wb.candidates[wb.state.champion]

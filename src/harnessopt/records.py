@@ -209,7 +209,10 @@ class EvalResult(Record):
     n_rollouts: int
     n_errors: int
     n_timeouts: int
-    n_cached: int = 0
-    usage: Usage = Field(default_factory=Usage)
+    n_cached: int = 0  # rollouts copied from identical code under another candidate
+    charged: int = 0  # rollouts this evaluation paid for (the budget's count)
+    reused: int = 0  # (task, trial) pairs it was served without paying: this run had already run them
+    status: str = "ok"  # ok | cut (stopped at its wall-clock limit) | "<n> failed"
+    usage: Usage = Field(default_factory=Usage)  # of the rollouts it paid for
     wall_s: float = 0.0
     tasks: list[TaskResult] = Field(default_factory=list)

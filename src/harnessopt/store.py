@@ -1,23 +1,26 @@
 """The run directory: plain files a person can read, written so a kill never corrupts them.
 
     <root>/<run_id>/
-      run.json                      config, models, budgets, seeds, package versions
-      ledger.tsv                    one row per evaluation (append-only)
-      events.jsonl                  every decision, with its rationale (append-only)
+      run.json                      config, models, budgets, seeds, package versions, result
+      ledger.tsv                    one row per evaluation and per iteration's meta spend (ledger.py)
+      events.jsonl                  every action and decision, with its reason (events.py)
+      notebook.md                   the meta-agent's notes, carried across iterations
       candidates/<id>/harness.py    the candidate's code
-      candidates/<id>/meta.json     parent, hypothesis, diff, static-check findings
+      candidates/<id>/meta.json     parent, hypothesis, diff, static-check findings, code hash
       rollouts/<id>/<task>/<trial>.json   one full trace per rollout
+      meta/<iter>.jsonl             the meta-agent's transcript of one iteration
+      meta_cache/<key>.json         every meta-model response, keyed by its exact request
 
-Whole files are written to a temporary name and renamed into place (atomic on POSIX); the
-append-only files get one write() per row. The rollout files are the source of truth for the
-result cache: on open the store indexes them by cache key, so nothing on disk is paid twice.
+`RunStore` owns every path in it: other modules read and write through its methods and get
+typed records back. Whole files are written to a temporary name and renamed into place (atomic
+on POSIX); the append-only files get one write() per row. The rollout files are the source of
+truth for the result cache: on open the store indexes them by cache key, so nothing on disk is
+paid twice.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import os
 import re
@@ -28,36 +31,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
-from harnessopt.records import Record, RolloutTrace
+from harnessopt.events import Event, parse_event
+from harnessopt.ledger import LEDGER_COLUMNS, LEDGER_HEADER, LedgerError, LedgerRow, format_row, parse_ledger
+from harnessopt.records import LLMResponse, Record, RolloutTrace
 
-STORE_FORMAT = 1
-LEDGER_COLUMNS = [
-    "iter", "candidate", "parent", "kind", "split", "n_tasks", "trials", "score",
-    "tokens", "cost_usd", "status", "note", "time",
-]
+STORE_FORMAT = 2  # 2: ledger with charged/reused/decision columns and meta rows; typed events
+LEDGER, EVENTS = "ledger.tsv", "events.jsonl"
 _CACHE_KEY_RE = re.compile(rb'"cache_key"\s*:\s*"([0-9a-f]+)"')
+
+__all__ = ["LEDGER_COLUMNS", "CandidateMeta", "LedgerRow", "RunStore", "StoreError", "atomic_write", "new_run_id",
+           "safe_name"]
 
 
 class StoreError(ValueError):
     pass
-
-
-class LedgerRow(Record):
-    iter: int = 0
-    candidate: str
-    parent: str = ""
-    kind: str  # spot | full | test | eval
-    split: str
-    n_tasks: int
-    trials: int
-    score: float
-    tokens: int = 0
-    cost_usd: float = 0.0
-    status: str = "ok"
-    note: str = ""
-    time: float = Field(default_factory=time.time)
 
 
 class CandidateMeta(Record):
@@ -105,41 +94,47 @@ def new_run_id(label: str = "run") -> str:
 
 
 class RunStore:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, writer: bool = False):
+        """`writer`: this process will append to the run (a new run, or a resume). Only a writer
+        repairs what a kill left behind (a half-written last line); readers never modify files."""
         self.path = Path(path)
+        self.writer = writer
         self._cache: dict[str, Path] | None = None
         # A resumed run replays its history from caches; rows already on disk are not appended
         # again. These count rows present at open and rows appended (or replayed) since.
-        self._on_disk = {"ledger.tsv": self._count_rows("ledger.tsv", header=True),
-                         "events.jsonl": self._count_rows("events.jsonl")}
-        self._appended = {"ledger.tsv": 0, "events.jsonl": 0}
+        self._on_disk = {LEDGER: self._count_rows(LEDGER, header=True), EVENTS: self._count_rows(EVENTS)}
+        self._appended = {LEDGER: 0, EVENTS: 0}
         # A resumed run replays its history; while it does, readers through this store see the
         # run directory as it was at that point of the original run (rows appended so far, rollouts
         # written or replayed so far), not the rows and rollouts the killed run had already
         # written further on. Otherwise the meta-agent's views, hence its prompts, would differ
         # from the original run's and the replay would diverge (and pay the meta model again).
         self._resumed = sum(self._on_disk.values()) > 0
-        self._writer = False
+        self._active = False  # set by the first append or rollout write of this process
         self._touched: set[Path] = set()
 
     def _count_rows(self, name: str, header: bool = False) -> int:
         p = self.path / name
         if not p.is_file():
             return 0
-        _drop_partial_last_line(p)
+        if self.writer:
+            _drop_partial_last_line(p)
         with open(p, "rb") as f:
             n = sum(1 for line in f if line.endswith(b"\n"))
         return max(0, n - int(header))
 
     def _replaying(self) -> bool:
-        return self._resumed and self._writer
+        return self._resumed and self._active
 
     def _append_once(self, name: str, text: str) -> None:
-        self._writer = True
+        self._active = True
         self._appended[name] += 1
         if self._appended[name] <= self._on_disk[name]:
             return  # replaying a resumed run: this row is already there
-        _append_line(self.path / name, text)
+        path = self.path / name
+        if name == LEDGER and not path.is_file():  # deleted: rebuilt, header first
+            atomic_write(path, LEDGER_HEADER)
+        _append_line(path, text)
 
     # ------------------------------------------------------------------ create / open
 
@@ -160,30 +155,32 @@ class RunStore:
         try:
             info = {"format": STORE_FORMAT, "run_id": run_id, "created_at": time.time(), **run_info}
             # Ledger and events first, run.json last: a directory with run.json is a whole run.
-            atomic_write(path / "ledger.tsv", "\t".join(LEDGER_COLUMNS) + "\n")
-            (path / "events.jsonl").touch()
+            atomic_write(path / LEDGER, LEDGER_HEADER)
+            (path / EVENTS).touch()
             atomic_write(path / "run.json", json.dumps(info, indent=2, default=str) + "\n")
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)  # no half-made run directory left behind
             raise
-        return cls(path)
+        return cls(path, writer=True)
 
     @classmethod
-    def open(cls, path: str | Path) -> "RunStore":
+    def open(cls, path: str | Path, *, writer: bool = False) -> "RunStore":
         path = Path(path)
         run_json = path / "run.json"
         if not run_json.is_file():
             raise StoreError(f"{path}: not a harnessopt run directory (no run.json); pass the directory a run created")
         try:
             info = json.loads(run_json.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise StoreError(f"{run_json}: corrupt JSON at line {exc.lineno}; restore it or start a new run") from None
-        if info.get("format") != STORE_FORMAT:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            where = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
+            raise StoreError(f"{run_json}: corrupt JSON{where}; restore it or start a new run") from None
+        found = info.get("format") if isinstance(info, dict) else None
+        if found != STORE_FORMAT:
             raise StoreError(
-                f"{run_json}: run directory format {info.get('format')!r} is not {STORE_FORMAT}; "
+                f"{run_json}: run directory format {found!r}, this harnessopt reads format {STORE_FORMAT}; "
                 "open it with the harnessopt version that wrote it, or start a new run"
             )
-        return cls(path)
+        return cls(path, writer=writer)
 
     @property
     def run_id(self) -> str:
@@ -202,6 +199,9 @@ class RunStore:
     def candidate_dir(self, candidate_id: str) -> Path:
         return self.path / "candidates" / safe_name(candidate_id)
 
+    def harness_path(self, candidate_id: str) -> Path:
+        return self.candidate_dir(candidate_id) / "harness.py"
+
     def add_candidate(self, source: str, meta: CandidateMeta) -> Path:
         directory = self.candidate_dir(meta.id)
         # Code first, meta last: a candidate with meta.json is complete.
@@ -213,17 +213,21 @@ class RunStore:
         return (self.candidate_dir(candidate_id) / "meta.json").is_file()
 
     def candidate_meta(self, candidate_id: str) -> CandidateMeta:
-        return CandidateMeta.model_validate_json((self.candidate_dir(candidate_id) / "meta.json").read_text())
+        return self._read_meta(self.candidate_dir(candidate_id) / "meta.json")
 
     def candidate_source(self, candidate_id: str) -> str:
-        return (self.candidate_dir(candidate_id) / "harness.py").read_text(encoding="utf-8")
+        return self.harness_path(candidate_id).read_text(encoding="utf-8")
 
     def candidates(self) -> list[CandidateMeta]:
-        metas = [
-            CandidateMeta.model_validate_json(p.read_text())
-            for p in (self.path / "candidates").glob("*/meta.json")
-        ]
+        metas = [self._read_meta(p) for p in (self.path / "candidates").glob("*/meta.json")]
         return sorted(metas, key=lambda m: m.created_at)
+
+    @staticmethod
+    def _read_meta(path: Path) -> CandidateMeta:
+        try:
+            return CandidateMeta.model_validate_json(path.read_bytes())
+        except ValidationError as exc:
+            raise StoreError(f"{path}: not a candidate's meta.json ({_first_error(exc)}); restore it") from None
 
     # ------------------------------------------------------------------ rollouts and cache
 
@@ -234,7 +238,7 @@ class RunStore:
         path = self.rollout_path(trace.candidate_id, trace.task_id, trace.trial)
         atomic_write(path, trace.model_dump_json(indent=1) + "\n")
         self._index()[trace.cache_key] = path
-        self._writer = True
+        self._active = True
         self._touched.add(path)
         return path
 
@@ -255,6 +259,19 @@ class RunStore:
             paths = [p for p in paths if p in self._touched]
         return [self.read_rollout(p) for p in paths]
 
+    def all_rollouts(self) -> list[RolloutTrace]:
+        """Every rollout file of the run (for reports); a file cut by a kill is skipped."""
+        out = []
+        for p in sorted((self.path / "rollouts").glob("*/*/*.json")):
+            try:
+                out.append(self.read_rollout(p))
+            except (ValidationError, ValueError, OSError):
+                continue
+        return out
+
+    def relative(self, path: Path) -> str:
+        return Path(path).relative_to(self.path).as_posix()
+
     def _index(self) -> dict[str, Path]:
         if self._cache is None:
             self._cache = {}
@@ -266,35 +283,82 @@ class RunStore:
                     self._cache.setdefault(m.group(1).decode(), p)
         return self._cache
 
+    # ------------------------------------------------------------------ the meta-agent's files
+
+    def meta_response(self, key: str) -> LLMResponse | None:
+        """A cached meta-model response for this exact request key, or None."""
+        path = self.path / "meta_cache" / f"{key}.json"
+        if not path.is_file():
+            return None
+        return LLMResponse.model_validate_json(path.read_bytes())
+
+    def save_meta_response(self, key: str, response: LLMResponse) -> None:
+        atomic_write(self.path / "meta_cache" / f"{key}.json", response.model_dump_json())
+
+    def write_transcript(self, iteration: int, messages: list[dict[str, Any]]) -> None:
+        """The meta-agent's conversation of one iteration so far (rewritten as it grows)."""
+        atomic_write(self.path / "meta" / f"{iteration:03d}.jsonl",
+                     "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in messages))
+
+    def transcripts(self) -> dict[str, list[dict[str, Any]]]:
+        out = {}
+        for p in sorted((self.path / "meta").glob("*.jsonl")):
+            lines = []
+            for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    lines.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+            out[p.stem] = lines
+        return out
+
+    def write_notebook(self, entries: list[str]) -> None:
+        atomic_write(self.path / "notebook.md", "# Notebook\n\n" + "\n".join(entries) + "\n")
+
+    def notebook(self) -> str:
+        path = self.path / "notebook.md"
+        return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+
     # ------------------------------------------------------------------ ledger and events
 
     def append_ledger(self, row: LedgerRow) -> None:
-        buf = io.StringIO()
-        values = row.model_dump()
-        values["score"] = f"{row.score:.4f}"
-        values["cost_usd"] = f"{row.cost_usd:.6f}"
-        values["time"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(row.time))
-        values["note"] = row.note.replace("\t", " ").replace("\n", " ")
-        csv.writer(buf, delimiter="\t", lineterminator="\n").writerow([values[c] for c in LEDGER_COLUMNS])
-        self._append_once("ledger.tsv", buf.getvalue())
+        self._append_once(LEDGER, format_row(row))
 
-    def ledger(self) -> list[dict[str, str]]:
-        with open(self.path / "ledger.tsv", encoding="utf-8", newline="") as f:
-            rows = list(csv.DictReader(f, delimiter="\t"))
-        return rows[: self._appended["ledger.tsv"]] if self._replaying() else rows
+    def ledger(self) -> list[LedgerRow]:
+        path = self.path / LEDGER
+        if not path.is_file():
+            raise StoreError(f"{path}: missing; `harnessopt optimize --resume {self.path}` rebuilds it "
+                             "from the run's caches")
+        try:
+            rows = parse_ledger(path)
+        except LedgerError as exc:
+            raise StoreError(str(exc)) from None
+        return rows[: self._appended[LEDGER]] if self._replaying() else rows
 
-    def append_event(self, kind: str, **fields: Any) -> None:
-        line = json.dumps({"t": time.time(), "kind": kind, **fields}, default=str, ensure_ascii=False)
-        self._append_once("events.jsonl", line + "\n")
+    def append_event(self, event: Event) -> None:
+        self._append_once(EVENTS, event.model_dump_json() + "\n")
 
-    def events(self) -> list[dict[str, Any]]:
+    def events(self) -> list[Event]:
+        path = self.path / EVENTS
+        if not path.is_file():
+            return []
         out = []
-        for line in (self.path / "events.jsonl").read_text(encoding="utf-8").splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut by a kill mid-write is skipped, never fatal
-        return out[: self._appended["events.jsonl"]] if self._replaying() else out
+        with open(path, "rb") as f:
+            for number, line in enumerate(f, start=1):
+                if not line.endswith(b"\n"):
+                    break  # a line a kill cut short (a writer cuts it on open; readers skip it)
+                try:
+                    out.append(parse_event(line))
+                except ValidationError as exc:
+                    raise StoreError(f"{path}: line {number} is not an event ({_first_error(exc)}); restore the "
+                                     f"file, or delete it and `harnessopt optimize --resume` the run") from None
+        return out[: self._appended[EVENTS]] if self._replaying() else out
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {err['msg']}" if where else err["msg"]
 
 
 def _drop_partial_last_line(path: Path) -> None:

@@ -195,4 +195,4 @@ async def test_an_evaluation_through_faults_goes_on_and_its_spend_matches_the_se
         assert result.usage.cost_usd == pytest.approx(price(server.served.prompt_tokens, server.served.completion_tokens))
         assert_books_match(gw, server)
         ledger = RunStore.open(result.run_dir).ledger()
-        assert int(ledger[-1]["tokens"]) == server.served.tokens
+        assert ledger[-1].tokens == server.served.tokens

@@ -17,13 +17,13 @@ from typing import Any, Protocol
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import ValidationError
 
+from harnessopt import events as E
 from harnessopt.budget import BudgetExceeded
 from harnessopt.evaluation import estimate_call
 from harnessopt.llm import LLMError
 from harnessopt.meta import actions as A
 from harnessopt.meta.workbench import Workbench
 from harnessopt.records import LLMResponse, ModelParams, Usage
-from harnessopt.store import atomic_write
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
 REPEAT_LIMIT = 3  # the same action this many times in a row ends the iteration
@@ -88,36 +88,37 @@ class LLMProposer:
         transcript: list[dict[str, Any]] = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         last: list[str] = []
         for step in range(wb.budget.budget.meta_steps_per_iteration):
-            if wb.budget.exhausted():
+            stop = wb.budget.exhausted()
+            if stop:
+                wb.event(E.MetaStopped(reason=stop))
                 break
             messages = self._fit(system, user, history)
             try:
                 raw, action = await self._ask(wb, messages, step)
             except BudgetExceeded as exc:
-                wb.event("meta_stop", reason=str(exc))
+                wb.event(E.MetaStopped(reason=str(exc)))
                 break
             except LLMError as exc:
-                wb.event("meta_error", error=str(exc))
+                wb.event(E.MetaFailed(error=str(exc)))
                 break
             if isinstance(action, str):  # invalid action: say why and go on
                 observation = f"error: invalid action: {action}\n{wb.budget_line()}"
-                wb.event("invalid_action", step=step, error=action, raw=raw[:500])
+                wb.event(E.InvalidAction(step=step, error=action, raw=raw[:500]))
             else:
                 observation = await wb.execute(action)
-                wb.event("action", step=step, action=action.action, rationale=action.rationale,
-                         args=action.model_dump(exclude={"action", "rationale", "code"}),
-                         observation=observation[:400])
+                wb.event(E.ActionTaken(step=step, action=action.action, rationale=action.rationale,
+                                       args=action.model_dump(exclude={"action", "rationale", "code"}),
+                                       observation=observation[:400]))
             history += [{"role": "assistant", "content": raw}, {"role": "user", "content": observation}]
             transcript += history[-2:]
-            atomic_write(wb.store.path / "meta" / f"{it:03d}.jsonl",
-                         "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in transcript))
+            wb.store.write_transcript(it, transcript)
             if not isinstance(action, str):
                 if isinstance(action, A.Finish):
                     break
                 key = action.model_dump_json(exclude={"rationale"})
                 last = (last + [key])[-REPEAT_LIMIT:]
                 if len(last) == REPEAT_LIMIT and len(set(last)) == 1:
-                    wb.event("meta_stop", reason=f"the same action {REPEAT_LIMIT} times in a row")
+                    wb.event(E.MetaStopped(reason=f"the same action {REPEAT_LIMIT} times in a row"))
                     break
 
     # ------------------------------------------------------------------ asking the model
@@ -165,21 +166,19 @@ class LLMProposer:
 
     async def _cached_call(self, wb: Workbench, request: dict[str, Any], params: ModelParams) -> LLMResponse:
         key = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
-        path = wb.store.path / "meta_cache" / f"{key}.json"
         tokens, usd = estimate_call(self.model, json.dumps(request["messages"]), self.max_tokens)
         wb.budget.reserve_call("meta", tokens, usd)
         response: LLMResponse | None = None
         try:
-            if path.is_file():
-                response = LLMResponse.model_validate_json(path.read_text(encoding="utf-8"))
-            else:
+            response = wb.store.meta_response(key)
+            if response is None:
                 kwargs: dict[str, Any] = {}
                 if "tools" in request:
                     kwargs["tools"] = request["tools"]
                 if "response_format" in request:
                     kwargs["response_format"] = request["response_format"]
                 response = await self.gateway.chat(self.model, request["messages"], params, **kwargs)
-                atomic_write(path, response.model_dump_json())
+                wb.store.save_meta_response(key, response)
         finally:
             used = Usage(calls=1, failed_calls=int(response is None),
                          prompt_tokens=response.prompt_tokens if response else 0,

@@ -21,6 +21,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import ValidationError
 
+from harnessopt import events as E
 from harnessopt.budget import BudgetExceeded
 from harnessopt.llm import CallRequest, DirectoryCache, LLMError, describe_model, is_local_model, metered_call
 from harnessopt.meta import actions as A
@@ -31,7 +32,6 @@ from harnessopt.meta.reply import Reply, ReplyError, apply_edits, split_reply
 from harnessopt.meta.workbench import ActionError, Candidate, Workbench
 from harnessopt.patterns import PatternError
 from harnessopt.records import ModelParams
-from harnessopt.store import atomic_write
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
 PROGRAM_TEMPLATES = ("program.j2", "brief.j2", "decide.j2")
@@ -181,12 +181,12 @@ class LLMProposer:
             if action is None:
                 failures += 1
                 if failures >= 2:
-                    wb.event("eval_choice", choice="fallback", policy="meta",
-                             rationale="two unusable replies: the ladder decides")
+                    wb.event(E.EvaluationChosen(choice="fallback", policy="meta",
+                                                rationale="two unusable replies: the ladder decides"))
                     return acted
                 continue
             if isinstance(action, A.Finish):
-                wb.event("eval_choice", choice="finish", policy="meta", rationale=action.note or action.rationale)
+                wb.event(E.EvaluationChosen(choice="finish", policy="meta", rationale=action.note or action.rationale))
                 self._observe(wb, action, "iteration finished")
                 return True
             observation = await self._evaluate(wb, action)
@@ -197,11 +197,12 @@ class LLMProposer:
     async def _evaluate(self, wb: Workbench, action: A._Action) -> str:
         try:
             if isinstance(action, A.Screen):
-                wb.event("eval_choice", candidates=action.candidates, choice="spot", policy="meta",
-                         rationale=action.rationale)
+                wb.event(E.EvaluationChosen(candidates=action.candidates, choice="spot", policy="meta",
+                                            rationale=action.rationale))
                 results = await wb.screen(action.candidates, action.task_ids, action.trials, action.rationale)
                 return screen_table(results)
-            wb.event("eval_choice", candidate=action.candidate, choice="full", policy="meta", rationale=action.rationale)
+            wb.event(E.EvaluationChosen(candidates=[action.candidate], choice="full", policy="meta",
+                                        rationale=action.rationale))
             return await wb.execute(action)
         except (ActionError, BudgetExceeded) as exc:
             return f"error: {exc}\n{wb.budget_line()}"
@@ -223,7 +224,7 @@ class LLMProposer:
         try:
             response = await metered_call(self.gateway, request, meter=wb.budget, side="meta", cache=cache)
         except LLMError as exc:
-            wb.event("meta_error", error=str(exc))
+            wb.event(E.MetaFailed(error=str(exc)))
             raise BudgetExceeded(f"meta model failed: {exc}") from None
         raw = response.text.strip()
         self._messages.append({"role": "assistant", "content": raw})
@@ -236,15 +237,15 @@ class LLMProposer:
                                  + (" (finish comes after a proposal)" if isinstance(action, A.Finish) else ""))
         except (ReplyError, ValidationError, ValueError) as exc:
             error = _short_error(exc)
-            wb.event("invalid_action", step=self._step, error=error, raw=raw[:500])
+            wb.event(E.InvalidAction(step=self._step, error=error, raw=raw[:500]))
             self._say(f"error: {error}")
             self._save(wb)
             return Reply(header="{}"), None
         return reply, action
 
     def _observe(self, wb: Workbench, action: A._Action, observation: str) -> None:
-        wb.event("action", step=self._step, action=action.action, rationale=getattr(action, "rationale", ""),
-                 args=action.model_dump(exclude={"action", "rationale", "code"}), observation=observation[:400])
+        wb.event(E.ActionTaken(step=self._step, action=action.action, rationale=getattr(action, "rationale", ""),
+                               args=action.model_dump(exclude={"action", "rationale", "code"}), observation=observation[:400]))
         self._say(observation)
         self._save(wb)
 
@@ -256,8 +257,7 @@ class LLMProposer:
             self._messages.append({"role": "user", "content": text})
 
     def _save(self, wb: Workbench) -> None:
-        atomic_write(wb.store.path / "meta" / f"{wb.state.iteration:03d}.jsonl",
-                     "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in self._messages))
+        wb.store.write_transcript(wb.state.iteration, self._messages)
 
     def _fit(self) -> list[dict[str, Any]]:
         """System + brief + as many recent exchanges as fit; every message clipped to a quarter."""

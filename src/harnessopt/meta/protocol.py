@@ -22,6 +22,7 @@ from typing import Literal, Protocol
 
 from pydantic import Field
 
+from harnessopt import events as E
 from harnessopt.budget import BudgetExceeded
 from harnessopt.meta.menu import Move, build_menu
 from harnessopt.meta.workbench import ActionError, Candidate, Workbench
@@ -78,10 +79,10 @@ async def run_iteration(wb: Workbench, chooser: Chooser, settings: ProtocolSetti
     try:
         await chooser.propose(wb, plan)
     except BudgetExceeded as exc:
-        wb.event("meta_stop", reason=str(exc))
+        wb.event(E.MetaStopped(reason=str(exc)))
     if not plan.runnable():
         reason = "; ".join(plan.refusals[-3:]) or "the proposer made no runnable candidate"
-        wb.event("no_candidate", reason=reason)
+        wb.event(E.NoCandidate(reason=reason))
         wb.add_note(f"no runnable candidate this iteration ({reason[:200]})")
         return
     try:
@@ -90,17 +91,17 @@ async def run_iteration(wb: Workbench, chooser: Chooser, settings: ProtocolSetti
         elif settings.eval_policy == "ladder" or not await chooser.decide(wb, plan):
             await ladder(wb, plan)
     except BudgetExceeded as exc:
-        wb.event("meta_stop", reason=str(exc))
+        wb.event(E.MetaStopped(reason=str(exc)))
     wb.add_note(summary_line(wb, plan))
 
 
 async def always_full(wb: Workbench, plan: IterationPlan) -> None:
     for c in plan.runnable():
         if not fits(wb, c):
-            wb.event("eval_skipped", candidate=c.id, reason="not enough rollouts left for a full evaluation")
+            wb.event(E.EvaluationSkipped(candidates=[c.id], reason="not enough rollouts left for a full evaluation"))
             continue
-        wb.event("eval_choice", candidate=c.id, choice="full", policy="always-full",
-                 rationale="every proposal is fully evaluated")
+        wb.event(E.EvaluationChosen(candidates=[c.id], choice="full", policy="always-full",
+                                    rationale="every proposal is fully evaluated"))
         await wb.full_eval(c.id, note="always-full policy")
 
 
@@ -113,7 +114,7 @@ async def ladder(wb: Workbench, plan: IterationPlan) -> None:
             await wb.screen([c.id for c in todo], plan.screen_task_ids, 1,
                             rationale="ladder: screen every proposal on the same tasks")
         except ActionError as exc:  # not enough rollouts for the screen: fall back to the cheapest proposal
-            wb.event("eval_skipped", reason=str(exc))
+            wb.event(E.EvaluationSkipped(candidates=[c.id for c in todo], reason=str(exc)))
             return
     screened = [c for c in plan.runnable() if c.spots and c.full_eval is None]
     if not screened:
@@ -122,14 +123,15 @@ async def ladder(wb: Workbench, plan: IterationPlan) -> None:
     spot = best.spots[-1]
     champion = spot.champion_score if spot.champion_score is not None else 0.0
     if spot.score <= champion:
-        wb.event("eval_choice", candidate=best.id, choice="stop", policy="ladder",
-                 rationale=f"best screen {spot.score:.2f} does not beat the champion's {champion:.2f} on the same tasks")
+        wb.event(E.EvaluationChosen(candidates=[best.id], choice="stop", policy="ladder",
+                                    rationale=f"best screen {spot.score:.2f} does not beat the champion's {champion:.2f} "
+                                              "on the same tasks"))
         return
     if not fits(wb, best):
-        wb.event("eval_skipped", candidate=best.id, reason="not enough rollouts left for a full evaluation")
+        wb.event(E.EvaluationSkipped(candidates=[best.id], reason="not enough rollouts left for a full evaluation"))
         return
-    wb.event("eval_choice", candidate=best.id, choice="full", policy="ladder",
-             rationale=f"best screen {spot.score:.2f} beats the champion's {champion:.2f} on the same tasks")
+    wb.event(E.EvaluationChosen(candidates=[best.id], choice="full", policy="ladder",
+                                rationale=f"best screen {spot.score:.2f} beats the champion's {champion:.2f} on the same tasks"))
     await wb.full_eval(best.id, note="ladder: best screen beat the champion")
 
 

@@ -21,11 +21,11 @@ from __future__ import annotations
 import json
 import random
 
+from harnessopt import events as E
 from harnessopt.meta.menu import compose
 from harnessopt.meta.protocol import IterationPlan, ProtocolSettings, run_iteration
 from harnessopt.meta.workbench import ActionError, Candidate, Workbench
 from harnessopt.patterns import PatternError
-from harnessopt.store import atomic_write
 
 
 class RandomProposer:
@@ -70,11 +70,10 @@ class RandomProposer:
             else:
                 plan.made.append(c)
                 observation = f"created {c.id} ({moves}, parent {parent.id})"
-            wb.event("action", step=draw, action="propose", rationale=header["hypothesis"],
-                     args={k: v for k, v in header.items() if k != "action"}, observation=observation[:400])
+            wb.event(E.ActionTaken(step=draw, action="propose", rationale=str(header["hypothesis"]),
+                                   args={k: v for k, v in header.items() if k != "action"}, observation=observation[:400]))
             transcript += [{"role": "assistant", "content": json.dumps(header)}, {"role": "user", "content": observation}]
-        atomic_write(wb.store.path / "meta" / f"{wb.state.iteration:03d}.jsonl",
-                     "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in transcript))
+        wb.store.write_transcript(wb.state.iteration, transcript)
 
     async def decide(self, wb: Workbench, plan: IterationPlan) -> bool:
         return False

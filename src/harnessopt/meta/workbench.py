@@ -14,18 +14,18 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Callable
 
+from harnessopt import events as E
 from harnessopt.acceptance import PromotionDecision, decide_promotion
 from harnessopt.benchmark import Benchmark
 from harnessopt.budget import BudgetExceeded, BudgetTracker
 from harnessopt.evaluation import Evaluator
-from harnessopt.harness import HarnessError, HarnessFile, harness_from_source, validate_source
-from harnessopt.harness import source_hash
+from harnessopt.harness import HarnessError, HarnessFile, harness_from_source, source_hash
 from harnessopt.meta import actions as A
 from harnessopt.meta.digest import Digest, build_digest
 from harnessopt.meta.views import FeedbackView
 from harnessopt.patterns import PatternError, apply_pattern, describe_patterns
 from harnessopt.records import EvalResult, LabelledTask, RolloutTrace
-from harnessopt.store import CandidateMeta, RunStore, atomic_write
+from harnessopt.store import CandidateMeta, LedgerRow, RunStore
 
 MAX_OBSERVATION_CHARS = 6000
 
@@ -67,7 +67,7 @@ class SearchState:
 class Workbench:
     def __init__(self, *, store: RunStore, evaluator: Evaluator, benchmark: Benchmark,
                  budget: BudgetTracker, view: FeedbackView, search_tasks: list[LabelledTask],
-                 trials: int = 1, seed: int = 0, on_event: Callable[[str, dict], None] | None = None):
+                 trials: int = 1, seed: int = 0, on_event: Callable[[E.Event], None] | None = None):
         self.store = store
         self.evaluator = evaluator
         self.benchmark = benchmark
@@ -79,15 +79,17 @@ class Workbench:
         self.seed = seed
         self.candidates: dict[str, Candidate] = {}
         self.state = SearchState()
-        self.on_event = on_event or (lambda kind, fields: None)
+        self.on_event = on_event or (lambda event: None)
         self._next_id = 0
+        self.last_created: str | None = None  # the candidate the last write/edit/apply action made
 
     # ------------------------------------------------------------------ events
 
-    def event(self, kind: str, **fields) -> None:
-        fields.setdefault("iter", self.state.iteration)
-        self.store.append_event(kind, **fields)
-        self.on_event(kind, fields)
+    def event(self, event: E.Event) -> None:
+        if "iter" not in event.model_fields_set:
+            event = event.model_copy(update={"iter": self.state.iteration})
+        self.store.append_event(event)
+        self.on_event(event)
 
     # ------------------------------------------------------------------ candidates
 
@@ -113,8 +115,9 @@ class Workbench:
             self.store.add_candidate(source, meta)
         candidate = Candidate(id=cid, meta=meta, source=source, harness=harness)
         self.candidates[cid] = candidate
-        self.event("candidate", candidate=cid, parent=parent, hypothesis=hypothesis, findings=findings,
-                   origin=origin)
+        self.last_created = cid
+        self.event(E.CandidateCreated(candidate=cid, parent=parent, hypothesis=hypothesis, findings=findings,
+                                      origin=origin))
         return candidate
 
     def gaming_flags(self, source: str) -> list[str]:
@@ -153,25 +156,27 @@ class Workbench:
 
     # ------------------------------------------------------------------ evaluations
 
-    async def full_eval(self, cid: str, *, kind: str = "full", note: str = "") -> tuple[EvalResult, PromotionDecision | None]:
+    async def full_eval(self, cid: str, *, note: str = "") -> tuple[EvalResult, PromotionDecision | None]:
         c = self.runnable(cid)
-        parent = c.meta.parent or ""
-        result = await self.evaluator.evaluate(
-            c.harness, c.id, self.search_tasks, trials=self.trials, split="search", kind=kind,
-            iteration=self.state.iteration, parent=parent, note=note,
-            wall_clock_s=self.eval_wall_clock_s(),
-        )
-        c.full_eval = result
+        result = await self.evaluator.evaluate(c.harness, c.id, self.search_tasks, trials=self.trials,
+                                               split="search", wall_clock_s=self.eval_wall_clock_s())
         decision = None
         champion = self.candidates.get(self.state.champion)
-        if champion is not None and champion.id != c.id and champion.full_eval is not None:
+        first, c.full_eval = c.full_eval is None, result
+        if champion is None or champion.id == c.id or champion.full_eval is None:
+            verdict = "baseline" if first and not self.state.promotions else "champion"
+        else:
             blocked = next((f for f in c.meta.findings if f.startswith("gaming")), None)
             decision = decide_promotion(result, champion.full_eval, noise_floor=self.state.noise_floor,
                                         seed=self.seed, blocked=blocked)
-            self.event("decision", candidate=c.id, champion=champion.id, **decision.model_dump())
-            c.decision = "promoted" if decision.promote else "rejected"
-            if decision.promote:
-                self.promote(c.id, reason=decision.reason)
+            self.event(E.PromotionDecided(candidate=c.id, champion=champion.id, **decision.model_dump()))
+            verdict = "promoted" if decision.promote else "rejected"
+            c.decision = verdict
+            note = f"{note} | {decision.reason}" if note else decision.reason
+        self.store.append_ledger(LedgerRow.for_eval(result, kind="full", decision=verdict, iteration=self.state.iteration,
+                                                    parent=c.meta.parent or "", note=note))
+        if decision is not None and decision.promote:
+            self.promote(c.id, reason=decision.reason)
         return result, decision
 
     def eval_wall_clock_s(self) -> float | None:
@@ -183,7 +188,7 @@ class Workbench:
         previous = self.state.champion
         self.state.champion = cid
         self.state.promotions.append(cid)
-        self.event("promoted", candidate=cid, previous=previous, reason=reason)
+        self.event(E.Promoted(candidate=cid, previous=previous, reason=reason))
 
     def charge_text(self, cid: str, n_tasks: int, trials: int) -> str:
         c = self.candidates.get(cid)
@@ -207,8 +212,6 @@ class Workbench:
 
     def budget_line(self) -> str:
         left = self.budget.rollouts_left()
-        champion = self.candidates.get(self.state.champion)
-        full_cost = self.charge_text(self.state.champion, len(self.search_tasks), self.trials) if champion else "?"
         return (f"[budget] {self.budget.describe()}; rollouts left: {left if left is not None else 'unlimited'}. "
                 f"A spot-check costs 1 rollout per task per trial; a full_eval costs up to "
                 f"{len(self.search_tasks) * self.trials} ({len(self.search_tasks)} search tasks x {self.trials} trials), "
@@ -226,8 +229,8 @@ class Workbench:
             lines.append(f"  {c.id} parent={c.meta.parent or '-'} search={score}{flags} :: {c.meta.hypothesis[:100]}")
         ledger = self.store.ledger()[-12:]
         lines.append("recent evaluations (kind candidate tasks x trials -> score):")
-        lines += [f"  {r['kind']} {r['candidate']} {r['n_tasks']}x{r['trials']} -> {r['score']} {r['status']}"
-                  for r in ledger if r["split"] == "search"]
+        lines += [f"  {r.kind} {r.candidate} {r.n_tasks}x{r.trials} -> {r.score:.4f} {r.status}"
+                  for r in ledger if r.split == "search"]
         lines.append(f"search split: {len(self.search_tasks)} tasks, e.g. {', '.join(list(self.search_ids)[:5])}")
         return "\n".join(lines)
 
@@ -357,13 +360,14 @@ class Workbench:
         for cid in dict.fromkeys(cids):
             c = self.runnable(cid)
             result = await self.evaluator.evaluate(c.harness, c.id, tasks, trials=trials, split="search",
-                                                   kind="spot", iteration=self.state.iteration,
-                                                   parent=c.meta.parent or "", note=rationale[:200],
                                                    wall_clock_s=self.eval_wall_clock_s())
             spot = SpotResult(task_ids=ids, trials=trials, score=result.score, champion_score=champion)
             c.spots.append(spot)
-            self.event("screened", candidate=c.id, tasks=ids, trials=trials, score=result.score,
-                       champion_score=champion)
+            self.store.append_ledger(LedgerRow.for_eval(result, kind="spot", decision="spot",
+                                                        iteration=self.state.iteration, parent=c.meta.parent or "",
+                                                        note=rationale[:200]))
+            self.event(E.SpotChecked(candidate=c.id, champion=self.state.champion, task_ids=ids, trials=trials,
+                                     score=result.score, champion_score=champion))
             out.append((c, spot))
         return out
 
@@ -397,9 +401,11 @@ class Workbench:
         c = self.runnable(a.candidate)
         tasks = [self._check_task(t) for t in dict.fromkeys(a.task_ids)]
         result = await self.evaluator.evaluate(c.harness, c.id, tasks, trials=a.trials, split="search",
-                                               kind="spot", iteration=self.state.iteration,
-                                               parent=c.meta.parent or "", note=a.rationale[:200],
                                                wall_clock_s=self.eval_wall_clock_s())
+        self.store.append_ledger(LedgerRow.for_eval(result, kind="spot", decision="spot", iteration=self.state.iteration,
+                                                    parent=c.meta.parent or "", note=a.rationale[:200]))
+        self.event(E.SpotChecked(candidate=c.id, champion=self.state.champion, task_ids=[t.id for t in tasks],
+                                 trials=a.trials, score=result.score, champion_score=self.champion_mean_on(tasks)))
         traces = [t for t in self._search_rollouts(c.id) if t.task_id in {x.id for x in tasks} and t.trial < a.trials]
         lines = [self.view.line(t) for t in traces]
         return (f"spot-check of {c.id} on {len(tasks)} task(s) x {a.trials}: mean {result.score:.3f} "
@@ -435,4 +441,11 @@ class Workbench:
 
     def add_note(self, text: str) -> None:
         self.state.notebook.append(f"- iter {self.state.iteration}: {text.strip()}")
-        atomic_write(self.store.path / "notebook.md", "# Notebook\n\n" + "\n".join(self.state.notebook) + "\n")
+        self.store.write_notebook(self.state.notebook)
+
+    def champion_mean_on(self, tasks: list[LabelledTask]) -> float | None:
+        """The champion's full-evaluation mean on these tasks (what a spot-check compares with)."""
+        champion = self.candidates.get(self.state.champion)
+        per_task = {t.task_id: t.mean for t in champion.full_eval.tasks} if champion and champion.full_eval else {}
+        scores = [per_task[t.id] for t in tasks if t.id in per_task]
+        return sum(scores) / len(scores) if scores else None

@@ -1,67 +1,52 @@
 """Load a run directory (or an experiment of runs) into records, and derive what reports show.
 
+Every number comes from facts the run wrote: the ledger's rows (what each evaluation charged and
+what was decided, and each iteration's meta spend), the typed events and the rollout files.
 Definitions used in every report (docs/EXPERIMENTS.md repeats them):
 
-- Charged rollouts of an evaluation: rollouts it paid for (not reused from disk). Each charged
-  trace file is attributed to the first ledger row of its candidate written after it finished.
-- Rollouts / USD to reach the best search score: charged search rollouts (and task + meta USD)
-  spent up to the end of the full evaluation that made the final champion champion (the seed's
-  baseline evaluation when nothing was promoted).
+- Charged rollouts of an evaluation: the ledger's `charged` column (what the budget counted).
+- Rollouts to reach the best search score: charged search rollouts up to and including the full
+  evaluation that made the final champion champion (the seed's baseline when nothing was
+  promoted). USD to reach it: task USD of the search evaluations up to that row, plus the meta
+  USD of every iteration up to and including the one it happened in.
 - Best-search-score curve: the champion's search score after each search-split evaluation,
-  against charged rollouts so far.
+  against charged search rollouts so far (and task + meta USD recorded so far).
 - Spot-check verdict: the spot-check mean of candidate X on its tasks is strictly above the
-  champion's mean (at that moment) on the same tasks and trials. Full verdict: X's next full
-  evaluation scores strictly above the champion at that moment. They agree when both say
-  "better" or both say "not better". Spot-checks never followed by a full evaluation of X are
-  counted but have no agreement.
+  champion's full-evaluation mean on the same tasks at that moment (both recorded in the
+  spot-check's event). Full verdict: X's next full evaluation scores strictly above the champion
+  at that moment. They agree when both say "better" or both say "not better". Spot-checks never
+  followed by a full evaluation of X are counted but have no agreement.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
+from harnessopt import events as E
+from harnessopt.ledger import LedgerRow
 from harnessopt.records import Record, RolloutTrace
 from harnessopt.stats import PairedArmTest, mean_ci, paired_arm_test
-from harnessopt.store import RunStore, safe_name
+from harnessopt.store import CandidateMeta, RunStore, safe_name
 
 
-class LedgerEntry(Record):
+class ReportRow(LedgerRow):
+    """A ledger row with what follows from the rows before it."""
+
     index: int
-    iter: int
-    candidate: str
-    parent: str = ""
-    kind: str
-    split: str
-    n_tasks: int
-    trials: int
-    score: float
-    tokens: int = 0
-    cost_usd: float = 0.0
-    status: str = ""
-    note: str = ""
-    time: str = ""
-    epoch: float = 0.0
-    charged: int = 0  # rollouts this evaluation paid for
     cum_rollouts: int = 0  # charged search rollouts so far (the budget's count)
-    cum_usd: float = 0.0  # task + meta USD so far
+    cum_usd: float = 0.0  # task (search) + meta USD so far
     champion: str = ""  # champion after this row
     champion_score: float | None = None  # its search score
 
 
-class CandidateInfo(Record):
-    id: str
-    parent: str | None = None
-    hypothesis: str = ""
-    diff: str = ""
-    findings: list[str] = Field(default_factory=list)
-    origin: str = ""
-    created_at: float = 0.0
+class CandidateInfo(CandidateMeta):
+    """A candidate's meta.json, its code, and how it fared."""
+
     source: str = ""
     search_score: float | None = None
     test_score: float | None = None
@@ -181,8 +166,8 @@ class RunData(Record):
     path: str
     run_id: str
     info: dict[str, Any]
-    ledger: list[LedgerEntry]
-    events: list[dict[str, Any]]
+    ledger: list[ReportRow]
+    events: list[E.Event]
     candidates: list[CandidateInfo]
     rollouts: list[RolloutInfo]
     notebook: str = ""
@@ -194,22 +179,8 @@ class RunData(Record):
 # --------------------------------------------------------------------------- loading one run
 
 
-def _epoch(stamp: str) -> float:
-    try:
-        return time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%S"))
-    except (TypeError, ValueError):
-        return 0.0
-
-
-def _num(text: Any, cast: type = float, default: Any = 0) -> Any:
-    try:
-        return cast(text)
-    except (TypeError, ValueError):
-        return default
-
-
 def is_run_dir(path: str | Path) -> bool:
-    return (Path(path) / "run.json").is_file() and (Path(path) / "ledger.tsv").is_file()
+    return (Path(path) / "run.json").is_file()
 
 
 def is_experiment_dir(path: str | Path) -> bool:
@@ -218,77 +189,29 @@ def is_experiment_dir(path: str | Path) -> bool:
 
 def load_traces(path: str | Path) -> list[RolloutTrace]:
     """Every rollout trace of a run (full records)."""
-    store = RunStore.open(path)
-    out = []
-    for p in sorted((store.path / "rollouts").glob("*/*/*.json")):
-        try:
-            out.append(store.read_rollout(p))
-        except Exception:  # noqa: BLE001 - a file cut by a kill is skipped, never fatal
-            continue
-    return out
+    return RunStore.open(path).all_rollouts()
 
 
 def load_run(path: str | Path, traces: list[RolloutTrace] | None = None) -> RunData:
     store = RunStore.open(path)
     info = store.info()
     config = info.get("config") or {}
-    traces = traces if traces is not None else load_traces(store.path)
+    traces = traces if traces is not None else store.all_rollouts()
     events = store.events()
     metas = {m.id: m for m in store.candidates()}
-    ledger = [
-        LedgerEntry(index=i, iter=_num(r.get("iter"), int), candidate=r.get("candidate", ""),
-                    parent=r.get("parent") or "", kind=r.get("kind", ""), split=r.get("split", ""),
-                    n_tasks=_num(r.get("n_tasks"), int), trials=_num(r.get("trials"), int, 1),
-                    score=_num(r.get("score")), tokens=_num(r.get("tokens"), int), cost_usd=_num(r.get("cost_usd")),
-                    status=r.get("status", ""), note=r.get("note", ""), time=r.get("time", ""),
-                    epoch=_epoch(r.get("time", "")))
-        for i, r in enumerate(store.ledger())
-    ]
-    charged_traces = _attribute_charges(ledger, traces)
-    meta_usd_at = _meta_spend_times(store.path)
-    promotions = [e for e in events if e.get("kind") == "promoted"]
-    decisions = {e.get("candidate"): e.get("reason", "") for e in events if e.get("kind") == "decision"}
-
-    # Replay the ledger: champion, its score, cumulative spend.
-    queue = [e.get("candidate") for e in promotions]
-    champion, champion_score = "", None
-    cum_rollouts, cum_task_usd = 0, 0.0
-    best_row: LedgerEntry | None = None
-    for row in ledger:
-        if row.split == "search":
-            cum_rollouts += row.charged
-        cum_task_usd += row.cost_usd if row.kind != "test" else 0.0
-        if row.kind == "full" and row.split == "search":
-            if not champion:
-                champion, champion_score, best_row = row.candidate, row.score, row
-            elif queue and queue[0] == row.candidate:
-                queue.pop(0)
-                champion, champion_score, best_row = row.candidate, row.score, row
-        row.cum_rollouts = cum_rollouts
-        row.cum_usd = cum_task_usd + sum(u for t, u in meta_usd_at if t <= row.epoch + 1)
-        row.champion, row.champion_score = champion, champion_score
-
-    by_cand_split: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for t in traces:
-        by_cand_split[(t.candidate_id, t.split)][t.task_id].append(t.score)
-
-    def task_means(cid: str, split: str) -> dict[str, float]:
-        return {k: sum(v) / len(v) for k, v in sorted(by_cand_split.get((cid, split), {}).items())}
+    ledger = _with_progress(store.ledger())
 
     result = info.get("result") or {}
-    seed_id = result.get("seed_id") or (ledger[0].candidate if ledger else "c0000")
-    final = result.get("champion_id") or info.get("champion") or champion or seed_id
-    full_scores: dict[str, float] = {}
-    test_scores: dict[str, float] = {}
-    for row in ledger:
-        if row.kind == "full" and row.split == "search":
-            full_scores[row.candidate] = row.score
-        if row.kind == "test":
-            test_scores[row.candidate] = row.score
-    promoted_reason = {e.get("candidate"): e.get("reason", "") for e in promotions}
+    seed_id = result.get("seed_id") or next((r.candidate for r in ledger if r.decision in ("baseline", "eval")), "c0000")
+    final = result.get("champion_id") or info.get("champion") or (ledger[-1].champion if ledger else "") or seed_id
+    best_row = next((r for r in reversed(ledger) if r.candidate == final and r.decision in ("baseline", "promoted")), None)
+    full_scores = {r.candidate: r.score for r in ledger if r.kind == "full"}
+    test_scores = {r.candidate: r.score for r in ledger if r.kind == "test"}
+    promotions = [e for e in events if isinstance(e, E.Promoted)]
+    promoted_reason = {e.candidate: e.reason for e in promotions}
+    decisions = {e.candidate: e.reason for e in events if isinstance(e, E.PromotionDecided)}
     candidates = [
-        CandidateInfo(id=m.id, parent=m.parent, hypothesis=m.hypothesis, diff=m.diff, findings=m.findings,
-                      origin=m.origin, created_at=m.created_at, source=_read(store.candidate_dir(m.id) / "harness.py"),
+        CandidateInfo(**m.model_dump(), source=_read(store.harness_path(m.id)),
                       search_score=full_scores.get(m.id), test_score=test_scores.get(m.id),
                       promoted=m.id in promoted_reason, promoted_reason=promoted_reason.get(m.id, ""),
                       decision=decisions.get(m.id, ""), champion=m.id == final, seed=m.id == seed_id)
@@ -301,10 +224,15 @@ def load_run(path: str | Path, traces: list[RolloutTrace] | None = None) -> RunD
         cid = metas[cid].parent
     lineage.reverse()
 
-    meta = _meta_behaviour(ledger, events, traces, by_cand_split, charged_traces)
-    curve = [CurvePoint(rollouts=r.cum_rollouts, usd=r.cum_usd, score=r.champion_score)
-             for r in ledger if r.split == "search" and r.champion_score is not None]
-    spend = info.get("spend") or (result.get("spend") if result else None) or {}
+    by_cand_split: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for t in traces:
+        by_cand_split[(t.candidate_id, t.split)][t.task_id].append(t.score)
+
+    def task_means(cid: str, split: str) -> dict[str, float]:
+        return {k: sum(v) / len(v) for k, v in sorted(by_cand_split.get((cid, split), {}).items())}
+
+    search = [r for r in ledger if r.split == "search"]
+    meta_rows = [r for r in ledger if r.kind == "meta"]
     champ_test = result.get("champion_test") or {}
     seed_test = result.get("seed_test") or {}
     rollouts_info = [
@@ -312,125 +240,77 @@ def load_run(path: str | Path, traces: list[RolloutTrace] | None = None) -> RunD
                     status=t.status, error_type=t.error.type if t.error else "", answer=t.answer,
                     explanation=t.explanation, reused_from=t.reused_from, finished_at=t.finished_at,
                     wall_s=t.wall_s, tokens=t.usage.tokens, cost_usd=t.usage.cost_usd,
-                    path=str(store.rollout_path(t.candidate_id, t.task_id, t.trial).relative_to(store.path)))
+                    path=store.relative(store.rollout_path(t.candidate_id, t.task_id, t.trial)))
         for t in traces
     ]
     summary = RunSummary(
         run_id=store.run_id, path=str(store.path), finished=bool(info.get("finished")),
         feedback=config.get("feedback", ""), task_model=config.get("task_model", info.get("task_model", "")),
         meta_model=config.get("meta_model", ""), task_temperature=config.get("temperature"),
-        meta_temperature=config.get("meta_temperature"), seed=_num(config.get("seed", info.get("seed", 0)), int),
+        meta_temperature=config.get("meta_temperature"), seed=int(config.get("seed", info.get("seed", 0)) or 0),
         benchmark=config.get("benchmark", info.get("benchmark", "")), seed_id=seed_id, champion_id=final,
         seed_search=full_scores.get(seed_id), champion_search=full_scores.get(final, full_scores.get(seed_id)),
         seed_test=seed_test.get("score", test_scores.get(seed_id)),
         champion_test=champ_test.get("score", test_scores.get(final)),
         champion_test_ci=(champ_test["ci_low"], champ_test["ci_high"]) if "ci_low" in champ_test else None,
         noise_floor=result.get("noise_floor"),
-        rollouts=sum(r.charged for r in ledger if r.split == "search"),
+        rollouts=sum(r.charged for r in search),
         test_rollouts=sum(r.charged for r in ledger if r.kind == "test"),
-        task_usd=(spend.get("task") or {}).get("cost_usd", 0.0), meta_usd=(spend.get("meta") or {}).get("cost_usd", 0.0),
-        task_tokens=_usage_tokens(spend.get("task")), meta_tokens=_usage_tokens(spend.get("meta")),
+        task_usd=sum(r.cost_usd for r in search), meta_usd=sum(r.cost_usd for r in meta_rows),
+        task_tokens=sum(r.tokens for r in search), meta_tokens=sum(r.tokens for r in meta_rows),
         rollouts_to_best=best_row.cum_rollouts if best_row else None,
-        usd_to_best=best_row.cum_usd if best_row else None,
+        usd_to_best=_usd_to_best(ledger, best_row),
         candidates_proposed=sum(1 for m in metas.values() if m.id != seed_id),
-        promoted=len(promotions), stop_reason=result.get("stop_reason", ""), behaviour=meta, curve=curve,
+        promoted=len(promotions), stop_reason=result.get("stop_reason", ""), behaviour=_meta_behaviour(ledger, events),
+        curve=[CurvePoint(rollouts=r.cum_rollouts, usd=r.cum_usd, score=r.champion_score)
+               for r in search if r.champion_score is not None],
         champion_test_tasks=task_means(final, "test"), seed_test_tasks=task_means(seed_id, "test"),
     )
     if summary.seed_test is not None and summary.champion_test is not None:
         summary.improvement = summary.champion_test - summary.seed_test
-    transcripts = {}
-    for p in sorted((store.path / "meta").glob("*.jsonl")):
-        lines = []
-        for line in p.read_text(encoding="utf-8").splitlines():
-            try:
-                lines.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        transcripts[p.stem] = lines
     return RunData(path=str(store.path), run_id=store.run_id, info=info, ledger=ledger, events=events,
-                   candidates=candidates, rollouts=rollouts_info, notebook=_read(store.path / "notebook.md"),
-                   meta_transcripts=transcripts, lineage=lineage, summary=summary)
+                   candidates=candidates, rollouts=rollouts_info, notebook=store.notebook(),
+                   meta_transcripts=store.transcripts(), lineage=lineage, summary=summary)
+
+
+def _with_progress(rows: list[LedgerRow]) -> list[ReportRow]:
+    """Each row with the champion after it (from the recorded decisions) and the spend so far."""
+    out = []
+    champion, champion_score, cum_rollouts, cum_usd = "", None, 0, 0.0
+    for i, row in enumerate(rows):
+        if row.split == "search":
+            cum_rollouts += row.charged
+        if row.kind != "test":
+            cum_usd += row.cost_usd
+        if row.kind == "full" and row.decision in ("baseline", "promoted"):
+            champion, champion_score = row.candidate, row.score
+        out.append(ReportRow(**row.model_dump(), index=i, cum_rollouts=cum_rollouts, cum_usd=cum_usd,
+                             champion=champion, champion_score=champion_score))
+    return out
+
+
+def _usd_to_best(ledger: list[ReportRow], best: ReportRow | None) -> float | None:
+    if best is None:
+        return None
+    meta_after = sum(r.cost_usd for r in ledger[best.index + 1:] if r.kind == "meta" and r.iter == best.iter)
+    return best.cum_usd + meta_after
 
 
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return ""
 
 
-def _usage_tokens(usage: dict | None) -> int:
-    usage = usage or {}
-    return int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0))
-
-
-def _attribute_charges(ledger: list[LedgerEntry], traces: list[RolloutTrace]) -> dict[int, list[RolloutTrace]]:
-    """Give each paid-for trace to the first ledger row of its candidate and split written after it
-    (with room left: a row pays for at most tasks x trials rollouts). Returns row index -> traces."""
-    out: dict[int, list[RolloutTrace]] = defaultdict(list)
-    rows: dict[tuple[str, str], list[LedgerEntry]] = defaultdict(list)
-    for row in ledger:
-        rows[(row.candidate, row.split)].append(row)
-    paid: dict[tuple[str, str], list[RolloutTrace]] = defaultdict(list)
-    for t in traces:
-        if t.reused_from is None:
-            paid[(t.candidate_id, t.split)].append(t)
-    for key, items in paid.items():
-        candidates = rows.get(key, [])
-        if not candidates:
-            continue
-        items.sort(key=lambda t: t.finished_at)
-        i = 0
-        for t in items:
-            # first row (from i on) written in or after the second the trace finished, with room left
-            while i < len(candidates) - 1 and (
-                    (candidates[i].epoch and int(t.finished_at) > candidates[i].epoch)
-                    or candidates[i].charged >= candidates[i].n_tasks * candidates[i].trials):
-                i += 1
-            candidates[i].charged += 1
-            out[candidates[i].index].append(t)
-    return out
-
-
-def _meta_spend_times(path: Path) -> list[tuple[float, float]]:
-    """(time, USD) of every cached meta-model response (the cache file's modification time)."""
-    out = []
-    for p in (path / "meta_cache").glob("*.json"):
-        try:
-            usd = float(json.loads(p.read_text(encoding="utf-8")).get("cost_usd", 0.0))
-            out.append((p.stat().st_mtime, usd))
-        except (OSError, ValueError, AttributeError):
-            continue
-    return out
-
-
-def _meta_behaviour(ledger: list[LedgerEntry], events: list[dict[str, Any]], traces: list[RolloutTrace],
-                    by_cand_split: dict, charged_traces: dict[int, list[RolloutTrace]]) -> MetaBehaviour:
+def _meta_behaviour(ledger: list[ReportRow], events: list[E.Event]) -> MetaBehaviour:
     mb = MetaBehaviour()
-    actions = [e for e in events if e.get("kind") == "action"]
-    mb.actions = dict(Counter(e.get("action", "?") for e in actions))
-    mb.invalid_actions = sum(1 for e in events if e.get("kind") == "invalid_action")
-    mb.refused = sum(1 for e in actions if e.get("action") in ("spot_check", "full_eval")
-                     and str(e.get("observation", "")).startswith("error:"))
-    spot_actions = [e for e in actions if e.get("action") == "spot_check"
-                    and str(e.get("observation", "")).startswith("spot-check of")]
-    traces_by_cand: dict[str, list[RolloutTrace]] = defaultdict(list)
-    for t in traces:
-        if t.split == "search":
-            traces_by_cand[t.candidate_id].append(t)
-
-    def mean_on(cid: str, tasks: list[str], trials: int) -> float | None:
-        per = by_cand_split.get((cid, "search"), {})
-        vals = []
-        for task in tasks:
-            scores = [t.score for t in traces_by_cand.get(cid, []) if t.task_id == task and t.trial < trials]
-            if scores:
-                vals.append(sum(scores) / len(scores))
-            elif task in per:
-                vals.append(sum(per[task]) / len(per[task]))
-        return sum(vals) / len(vals) if vals else None
-
-    spot_i = 0
+    actions = [e for e in events if isinstance(e, E.ActionTaken)]
+    mb.actions = dict(Counter(e.action for e in actions))
+    mb.invalid_actions = sum(1 for e in events if isinstance(e, E.InvalidAction))
+    mb.refused = sum(1 for e in actions if e.action in ("spot_check", "full_eval") and e.observation.startswith("error:"))
+    # A spot-check writes its ledger row and then its event: the n-th of each belong together.
+    facts = iter([e for e in events if isinstance(e, E.SpotChecked)])
     for i, row in enumerate(ledger):
         if row.iter < 1 or row.split != "search":
             continue
@@ -441,31 +321,23 @@ def _meta_behaviour(ledger: list[LedgerEntry], events: list[dict[str, Any]], tra
             continue
         mb.spot_checks += 1
         mb.spot_rollouts += row.charged
-        action = spot_actions[spot_i] if spot_i < len(spot_actions) else None
-        spot_i += 1
-        args = (action or {}).get("args") or {}
-        tasks = list(dict.fromkeys(args.get("task_ids") or []))
-        if not tasks or args.get("candidate") != row.candidate:
-            # no matching action event (e.g. a scripted proposer): the tasks this row paid for
-            tasks = list(dict.fromkeys(t.task_id for t in charged_traces.get(row.index, [])))
-        champion = ledger[i - 1].champion if i else ""
-        champ_full_trials = next((r.trials for r in ledger if r.candidate == champion and r.kind == "full"), 1)
-        champ_on = mean_on(champion, tasks, champ_full_trials) if tasks else None
-        if champ_on is None:
-            champ_on = ledger[i - 1].champion_score if i else None
+        fact = next(facts, None)
+        if fact is not None and fact.candidate != row.candidate:
+            fact = None
+        champ_on = fact.champion_score if fact else None
         spot_better = champ_on is not None and row.score > champ_on
-        outcome = SpotCheckOutcome(candidate=row.candidate, iter=row.iter, champion=champion, tasks=tasks,
-                                   trials=row.trials, rollouts=row.charged, spot_score=row.score,
-                                   champion_on_tasks=champ_on, spot_says_better=spot_better)
+        outcome = SpotCheckOutcome(candidate=row.candidate, iter=row.iter, champion=fact.champion if fact else row.champion,
+                                   tasks=fact.task_ids if fact else [], trials=row.trials, rollouts=row.charged,
+                                   spot_score=row.score, champion_on_tasks=champ_on, spot_says_better=spot_better)
         nxt = next((j for j in range(i + 1, len(ledger)) if ledger[j].candidate == row.candidate
-                    and ledger[j].kind == "full" and ledger[j].split == "search"), None)
+                    and ledger[j].kind == "full"), None)
         if nxt is not None:
             full = ledger[nxt]
             champ_before = ledger[nxt - 1].champion_score
             outcome.full_score = full.score
             outcome.champion_full = champ_before
             outcome.full_says_better = champ_before is not None and full.score > champ_before
-            outcome.promoted = full.champion == row.candidate and ledger[nxt - 1].champion != row.candidate
+            outcome.promoted = full.decision == "promoted"
             outcome.agree = outcome.full_says_better == spot_better
             mb.followed_by_full += 1
             mb.agreements += int(outcome.agree)
@@ -604,7 +476,7 @@ def run_label(run: RunData) -> str:
 
 
 __all__ = [
-    "ArmSummary", "CandidateInfo", "CurvePoint", "ExperimentData", "LedgerEntry", "MetaBehaviour", "RolloutInfo",
+    "ArmSummary", "CandidateInfo", "CurvePoint", "ExperimentData", "MetaBehaviour", "ReportRow", "RolloutInfo",
     "RunData", "RunSummary", "SpotCheckOutcome", "arm_pairs", "is_experiment_dir", "is_run_dir", "load_experiment",
     "load_run", "load_traces", "run_label", "safe_name",
 ]

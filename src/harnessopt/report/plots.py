@@ -52,7 +52,7 @@ def _spend_by_kind(run: RunData) -> dict[str, int]:
     for r in run.ledger:
         if r.kind == "test":
             out["test"] += r.charged
-        elif r.iter == 0:
+        elif r.decision in ("baseline", "noise"):
             out["baseline"] += r.charged
         elif r.kind in ("spot", "full"):
             out[r.kind] += r.charged

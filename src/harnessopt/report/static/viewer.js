@@ -279,10 +279,11 @@
     out.appendChild(lin);
     out.appendChild(h("h2", null, "Evaluations (ledger)"));
     out.appendChild(table([{ t: "#", num: 1 }, { t: "iter", num: 1 }, "candidate", "kind", "split", { t: "tasks × trials", num: 1 },
-      { t: "score", num: 1 }, { t: "charged", num: 1 }, { t: "tokens", num: 1 }, "status", "note"],
+      { t: "score", num: 1 }, { t: "charged", num: 1 }, { t: "reused", num: 1 }, { t: "tokens", num: 1 }, "decision", "status", "note"],
       run.ledger.map(function (r) {
-        return [r.index, r.iter, r.candidate, r.kind, r.split, r.n_tasks + " × " + r.trials, f3(r.score), r.charged, r.tokens, r.status, clip(r.note, 80)];
-      }), function (i) { location.hash = hashFor("run", run.id, "cand", run.ledger[i].candidate); }));
+        return [r.index, r.iter, r.candidate || "-", r.kind, r.split || "-", r.kind === "meta" ? "-" : r.n_tasks + " × " + r.trials,
+          f3(r.score), r.charged, r.reused, r.tokens, r.decision, r.status, clip(r.note, 80)];
+      }), function (i) { if (run.ledger[i].candidate) location.hash = hashFor("run", run.id, "cand", run.ledger[i].candidate); }));
     if (run.notebook) {
       out.appendChild(h("h2", null, "Notebook"));
       out.appendChild(pre(run.notebook));
@@ -352,8 +353,8 @@
     main.appendChild(h("h2", null, "Evaluations"));
     if (evals.length) {
       main.appendChild(table([{ t: "iter", num: 1 }, "kind", "split", { t: "tasks × trials", num: 1 }, { t: "score", num: 1 },
-        { t: "charged", num: 1 }, "status", "note"],
-        evals.map(function (r) { return [r.iter, r.kind, r.split, r.n_tasks + " × " + r.trials, f3(r.score), r.charged, r.status, clip(r.note, 100)]; })));
+        { t: "charged", num: 1 }, { t: "reused", num: 1 }, "decision", "status", "note"],
+        evals.map(function (r) { return [r.iter, r.kind, r.split, r.n_tasks + " × " + r.trials, f3(r.score), r.charged, r.reused, r.decision, r.status, clip(r.note, 100)]; })));
     } else main.appendChild(h("p", { class: "muted" }, "never evaluated"));
     main.appendChild(h("h2", null, "Code"));
     var seg = h("div", { class: "seg" });
