@@ -9,28 +9,24 @@ written, and the run continues from where it was killed.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
 from pydantic import Field, ValidationError
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
-from harnessopt.benchmark import Benchmark, load_benchmark  # noqa: E402
-from harnessopt.budget import Budget, BudgetExceeded, BudgetTracker, Spend  # noqa: E402
-from harnessopt.errors import UsageError  # noqa: E402
-from harnessopt.evaluation import DEFAULT_MAX_TOKENS, Evaluator, check_tasks, package_versions  # noqa: E402
-from harnessopt.harness import load_harness  # noqa: E402
-from harnessopt.llm import LOCAL_MODEL, Gateway  # noqa: E402
-from harnessopt.llm.gateway import preflight_gateway  # noqa: E402
-from harnessopt.meta.agent import LLMProposer, Proposer  # noqa: E402
-from harnessopt.meta.views import FeedbackMode, FeedbackView  # noqa: E402
-from harnessopt.meta.workbench import Workbench  # noqa: E402
-from harnessopt.records import EvalResult, ModelParams, Record  # noqa: E402
-from harnessopt.runner import LocalProcessExecutor  # noqa: E402
-from harnessopt.store import RunStore, StoreError  # noqa: E402
+from harnessopt.benchmark import Benchmark, load_benchmark
+from harnessopt.budget import Budget, BudgetExceeded, BudgetTracker, Spend
+from harnessopt.errors import UsageError
+from harnessopt.evaluation import DEFAULT_MAX_TOKENS, Evaluator, check_tasks, package_versions
+from harnessopt.harness import load_harness
+from harnessopt.llm import DEFAULT_META_MODEL, LOCAL_MODEL, Gateway, preflight_gateway
+from harnessopt.meta.agent import LLMProposer, Proposer
+from harnessopt.meta.views import FeedbackMode, FeedbackView
+from harnessopt.meta.workbench import Workbench
+from harnessopt.records import EvalResult, ModelParams, Record
+from harnessopt.runner import LocalProcessExecutor
+from harnessopt.store import RunStore, StoreError
 
 
 class OptimizeConfig(Record):
@@ -38,7 +34,7 @@ class OptimizeConfig(Record):
     benchmark: str
     data: str | None = None
     task_model: str = LOCAL_MODEL
-    meta_model: str = LOCAL_MODEL
+    meta_model: str = DEFAULT_META_MODEL
     feedback: FeedbackMode = "traces"
     budget: Budget = Field(default_factory=Budget)
     seed: int = 0

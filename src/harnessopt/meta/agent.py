@@ -9,7 +9,6 @@ directory by its exact request, so a resumed run replays instead of paying again
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,11 +17,10 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import ValidationError
 
 from harnessopt.budget import BudgetExceeded
-from harnessopt.evaluation import estimate_call
-from harnessopt.llm import LLMError
+from harnessopt.llm import CallRequest, DirectoryCache, LLMError, is_local_model, metered_call
 from harnessopt.meta import actions as A
 from harnessopt.meta.workbench import Workbench
-from harnessopt.records import LLMResponse, ModelParams, Usage
+from harnessopt.records import LLMResponse, ModelParams
 from harnessopt.store import atomic_write
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
@@ -62,7 +60,7 @@ class LLMProposer:
         self.name = model
         self.use_tools = gateway.supports_tools(model) if use_tools is None else use_tools
         self.temperature = temperature
-        local = model.startswith("local/")
+        local = is_local_model(model)
         # Grammar-constrained decoding on the embedded model runs at ~9 tokens/s: keep replies short.
         self.max_tokens = max_tokens or (400 if local else 4000)
         self.seed = seed
@@ -164,29 +162,10 @@ class LLMProposer:
             return raw, _short_validation_error(exc)
 
     async def _cached_call(self, wb: Workbench, request: dict[str, Any], params: ModelParams) -> LLMResponse:
-        key = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
-        path = wb.store.path / "meta_cache" / f"{key}.json"
-        tokens, usd = estimate_call(self.model, json.dumps(request["messages"]), self.max_tokens)
-        wb.budget.reserve_call("meta", tokens, usd)
-        response: LLMResponse | None = None
-        try:
-            if path.is_file():
-                response = LLMResponse.model_validate_json(path.read_text(encoding="utf-8"))
-            else:
-                kwargs: dict[str, Any] = {}
-                if "tools" in request:
-                    kwargs["tools"] = request["tools"]
-                if "response_format" in request:
-                    kwargs["response_format"] = request["response_format"]
-                response = await self.gateway.chat(self.model, request["messages"], params, **kwargs)
-                atomic_write(path, response.model_dump_json())
-        finally:
-            used = Usage(calls=1, failed_calls=int(response is None),
-                         prompt_tokens=response.prompt_tokens if response else 0,
-                         completion_tokens=response.completion_tokens if response else 0,
-                         cost_usd=response.cost_usd if response else 0.0)
-            wb.budget.settle_call("meta", tokens, usd, used)
-        return response
+        call = CallRequest(kind="chat", model=self.model, messages=request["messages"], params=params,
+                           tools=request.get("tools"), response_format=request.get("response_format"))
+        return await metered_call(self.gateway, call, meter=wb.budget, side="meta",
+                                  cache=DirectoryCache(wb.store.path / "meta_cache"))
 
 
 def _clip(text: str, limit: int) -> str:
