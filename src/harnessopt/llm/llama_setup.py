@@ -42,6 +42,25 @@ def quiet_llama_logs(llama_cpp: Any) -> None:
     _log_callback = callback
 
 
+@contextlib.contextmanager
+def captured_llama_errors() -> Iterator[list[str]]:
+    """The llama.cpp error lines logged inside the block (e.g. why a grammar did not parse)."""
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.ERROR:
+                lines.append(" ".join(record.getMessage().split())[:200])
+
+    handler = Collect()
+    log = logging.getLogger("harnessopt.llama")
+    log.addHandler(handler)
+    try:
+        yield lines
+    finally:
+        log.removeHandler(handler)
+
+
 def n_threads() -> int:
     """All cores by default; ``HARNESSOPT_LOCAL_THREADS`` overrides it.
 

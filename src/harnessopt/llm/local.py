@@ -145,10 +145,27 @@ class LocalModel:
                 else:
                     grammar = LlamaGrammar.from_string(constraint.text, verbose=False)
             except Exception as exc:  # the converters raise plain exceptions on odd input
-                what = "GBNF grammar" if constraint.kind == "gbnf" else "JSON schema to a grammar"
-                raise LocalModelError(f"cannot compile the {what}: {exc}") from exc
+                raise LocalModelError(f"cannot compile the JSON schema to a grammar: {exc}") from exc
+            self._check_grammar(grammar, constraint)
             self._grammars[constraint.key] = grammar
         return grammar
+
+    def _check_grammar(self, grammar: Any, constraint: Constraint) -> None:
+        """Parse the grammar once against this model's vocabulary before any generation uses it.
+
+        llama-cpp-python does not check GBNF: a grammar llama.cpp cannot parse becomes a NULL
+        sampler and the first generation segfaults the whole process.
+        """
+        import llama_cpp
+
+        with llama_setup.captured_llama_errors() as errors:
+            sampler = llama_cpp.llama_sampler_init_grammar(
+                self.llama._model.vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8"))
+        if not sampler:
+            what = "GBNF grammar" if constraint.kind == "gbnf" else "grammar made from the JSON schema"
+            why = "; ".join(errors[-2:]) or "llama.cpp rejected it"
+            raise LocalModelError(f"cannot compile the {what}: {why} (llama.cpp printed where on stderr)")
+        llama_cpp.llama_sampler_free(sampler)
 
     # -- chat formatting
     def render_chat(self, messages: list[dict[str, Any]]) -> tuple[str, list[str]]:
