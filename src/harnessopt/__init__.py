@@ -6,8 +6,13 @@ never pay for litellm or datasets.
 
 from __future__ import annotations
 
+import os
 from importlib import import_module
 from typing import Any
+
+# Set once, before any submodule can import litellm: its price list is read from the copy it
+# ships instead of being fetched, so everything works offline.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 __version__ = "0.1.0"
 
@@ -25,7 +30,9 @@ _EXPORTS = {
     "load_benchmark": "harnessopt.benchmark",
     "load_harness": "harnessopt.harness",
     "EvalResult": "harnessopt.records",
-    "LOCAL_MODEL": "harnessopt.llm.local",
+    "LOCAL_MODEL": "harnessopt.llm.registry",
+    "DEFAULT_META_MODEL": "harnessopt.llm.registry",
+    "describe_model": "harnessopt.llm.registry",
 }
 
 __all__ = sorted(_EXPORTS)

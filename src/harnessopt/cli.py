@@ -8,8 +8,6 @@ import os
 import sys
 from typing import Sequence
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
 EXIT_BAD_INPUT = 2
 
 
@@ -34,7 +32,7 @@ def _positive_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from harnessopt.llm import LOCAL_MODEL
+    from harnessopt.llm import DEFAULT_META_MODEL, LOCAL_MODEL
 
     parser = argparse.ArgumentParser(prog="harnessopt", description="Improve agent harnesses automatically.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -60,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     op.add_argument("--benchmark", help="built-in name or spec .toml")
     op.add_argument("--data", help="local data directory or file, instead of the benchmark's hub id")
     op.add_argument("--task-model", default=LOCAL_MODEL, help="model that runs the harness (any litellm string)")
-    op.add_argument("--meta-model", default=LOCAL_MODEL, help="model that rewrites the harness (same as --task-model for a same-model pairing), "
+    op.add_argument("--meta-model", default=DEFAULT_META_MODEL, help="model that rewrites the harness (same as --task-model for a same-model pairing), "
                     "or 'random' for the random-pattern-search control")
     op.add_argument("--feedback", default="traces", choices=["traces", "summary", "scores"], help="what the meta-agent sees of rollouts")
     op.add_argument("--iterations", type=_positive_int, default=5)
@@ -390,7 +388,7 @@ def _validate_args(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from harnessopt.errors import UsageError
-    from harnessopt.llm.gateway import preflight
+    from harnessopt.llm import preflight
 
     if args.command == "eval":
         preflight(args.task_model)

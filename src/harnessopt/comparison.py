@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import time
 from pathlib import Path
@@ -33,15 +32,13 @@ from typing import Any, Callable
 
 from pydantic import Field, field_validator, model_validator
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
-from harnessopt.budget import Budget  # noqa: E402
-from harnessopt.errors import UsageError  # noqa: E402
-from harnessopt.llm import LOCAL_MODEL  # noqa: E402
-from harnessopt.meta.views import FeedbackMode  # noqa: E402
-from harnessopt.optimizer import RANDOM_PROPOSER, OptimizeConfig, OptimizeResult, preflight_models  # noqa: E402
-from harnessopt.records import Record  # noqa: E402
-from harnessopt.store import atomic_write, new_run_id, safe_name  # noqa: E402
+from harnessopt.budget import Budget
+from harnessopt.errors import UsageError
+from harnessopt.llm import LOCAL_MODEL
+from harnessopt.meta.views import FeedbackMode
+from harnessopt.optimizer import RANDOM_PROPOSER, OptimizeConfig, OptimizeResult, preflight_models
+from harnessopt.records import Record
+from harnessopt.store import atomic_write, new_run_id, safe_name
 
 EXPERIMENT_FORMAT = 1
 _TEMP_SUFFIX = re.compile(r"^(?P<model>.+)@t(?P<temp>\d+(?:\.\d+)?)$")

@@ -9,22 +9,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import platform
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+from pydantic import ValidationError
 
-from harnessopt.benchmark import Benchmark, load_benchmark  # noqa: E402
-from harnessopt.budget import BudgetExceeded, BudgetTracker  # noqa: E402
-from harnessopt.errors import UsageError  # noqa: E402
-from harnessopt.harness import HarnessFile, load_harness  # noqa: E402
-from harnessopt.llm import LOCAL_MODEL, Gateway, LLMError  # noqa: E402
-from harnessopt.llm.gateway import preflight_gateway  # noqa: E402
-from harnessopt.records import (  # noqa: E402
+from harnessopt.benchmark import Benchmark, load_benchmark
+from harnessopt.budget import BudgetExceeded, BudgetTracker
+from harnessopt.errors import UsageError
+from harnessopt.harness import HarnessFile, load_harness
+from harnessopt.llm import LOCAL_MODEL, CallRequest, Gateway, LLMError, metered_call, preflight_gateway
+from harnessopt.records import (
     EvalResult,
     Example,
     LabelledTask,
@@ -37,10 +35,10 @@ from harnessopt.records import (  # noqa: E402
     ToolCall,
     Usage,
 )
-from harnessopt.runner import Executor, LocalProcessExecutor, RolloutJob  # noqa: E402
-from harnessopt.stats import mean_ci  # noqa: E402
-from harnessopt.store import CandidateMeta, LedgerRow, RunStore, safe_name  # noqa: E402
-from harnessopt.tools import ToolRegistry, default_tools  # noqa: E402
+from harnessopt.runner import Executor, LocalProcessExecutor, RolloutJob
+from harnessopt.stats import mean_ci
+from harnessopt.store import CandidateMeta, LedgerRow, RunStore, safe_name
+from harnessopt.tools import ToolRegistry, default_tools
 
 DEFAULT_MAX_TOKENS = 256
 ProgressFn = Callable[[RolloutTrace], None]
@@ -74,28 +72,16 @@ class GatewayBroker:
             params=params,
             started_at=time.time(),
         )
-        reserved = (0, 0.0)
+        chat = call.kind == "chat"
         try:
-            if self.budget is not None:  # reserve an upper bound before calling; settle after
-                reserved = estimate_call(job.model, json.dumps(args.get("messages") or args.get("prompt")),
-                                         params.max_tokens or DEFAULT_MAX_TOKENS)
-                self.budget.reserve_call("task", *reserved)
-            if kind == "chat":
-                response = await self.gateway.chat(job.model, list(args.get("messages") or []), params,
-                                                   response_format=response_format)
-            else:
-                response = await self.gateway.complete(job.model, str(args.get("prompt", "")), params,
-                                                       response_format=response_format)
-        except (LLMError, BudgetExceeded) as exc:
+            request = CallRequest(kind=call.kind, model=job.model, params=params, response_format=response_format,
+                                  messages=list(args.get("messages") or []) if chat else None,
+                                  prompt=None if chat else str(args.get("prompt", "")))
+            response = await metered_call(self.gateway, request, meter=self.budget, side="task")
+        except (LLMError, BudgetExceeded, ValidationError) as exc:
             call.error = str(exc)
             call.latency_s = time.time() - call.started_at
-            if self.budget is not None and not isinstance(exc, BudgetExceeded):
-                self.budget.settle_call("task", *reserved, Usage(calls=1, failed_calls=1))
             return call
-        if self.budget is not None:
-            self.budget.settle_call("task", *reserved, Usage(
-                calls=1, prompt_tokens=response.prompt_tokens, completion_tokens=response.completion_tokens,
-                cost_usd=response.cost_usd))
         call.response = response.text
         call.prompt_tokens = response.prompt_tokens
         call.completion_tokens = response.completion_tokens
@@ -112,24 +98,6 @@ class GatewayBroker:
             record.error = f"{type(exc).__name__}: {exc}"
         record.latency_s = time.perf_counter() - started
         return record
-
-
-def estimate_call(model: str, prompt_text: str, max_tokens: int) -> tuple[int, float]:
-    """An upper bound on a call's tokens and USD, reserved before it is made."""
-    prompt_tokens = len(prompt_text) // 2 + 16  # tokens are rarely shorter than 2 characters
-    tokens = prompt_tokens + max_tokens
-    if model.startswith("local/"):
-        return tokens, 0.0
-    try:
-        import litellm
-
-        litellm.suppress_debug_info = True
-        p_cost, c_cost = litellm.cost_per_token(model=model, prompt_tokens=prompt_tokens,
-                                                completion_tokens=max_tokens)
-        usd = float(p_cost + c_cost)
-    except Exception:  # noqa: BLE001 - no price known (local or unlisted model)
-        usd = 0.0
-    return tokens, usd
 
 
 def merge_params(defaults: ModelParams, asked: dict[str, Any]) -> ModelParams:

@@ -9,29 +9,26 @@ written, and the run continues from where it was killed.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
 from pydantic import Field, ValidationError
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
-from harnessopt.benchmark import Benchmark, load_benchmark  # noqa: E402
-from harnessopt.budget import Budget, BudgetExceeded, BudgetTracker, Spend  # noqa: E402
-from harnessopt.errors import UsageError  # noqa: E402
-from harnessopt.evaluation import DEFAULT_MAX_TOKENS, Evaluator, check_tasks, package_versions  # noqa: E402
-from harnessopt.harness import load_harness  # noqa: E402
-from harnessopt.llm import LOCAL_MODEL, Gateway  # noqa: E402
-from harnessopt.llm.gateway import preflight_gateway  # noqa: E402
-from harnessopt.meta.agent import LLMProposer, Proposer  # noqa: E402
-from harnessopt.meta.views import FeedbackMode, FeedbackView  # noqa: E402
-from harnessopt.meta.workbench import Workbench  # noqa: E402
-from harnessopt.records import EvalResult, ModelParams, Record, Usage  # noqa: E402
-from harnessopt.runner import LocalProcessExecutor  # noqa: E402
-from harnessopt.store import LedgerRow, RunStore, StoreError  # noqa: E402
-from harnessopt import events as E  # noqa: E402
+from harnessopt import events as E
+from harnessopt.benchmark import Benchmark, load_benchmark
+from harnessopt.budget import Budget, BudgetExceeded, BudgetTracker, Spend
+from harnessopt.errors import UsageError
+from harnessopt.evaluation import DEFAULT_MAX_TOKENS, Evaluator, check_tasks, package_versions
+from harnessopt.harness import load_harness
+from harnessopt.llm import DEFAULT_META_MODEL, LOCAL_MODEL, Gateway, preflight_gateway
+from harnessopt.meta.llm_proposer import LLMProposer
+from harnessopt.meta.protocol import EvalPolicy, Proposer, ProtocolSettings
+from harnessopt.meta.views import FeedbackMode, FeedbackView
+from harnessopt.meta.workbench import Workbench
+from harnessopt.records import EvalResult, ModelParams, Record, Usage
+from harnessopt.runner import LocalProcessExecutor
+from harnessopt.store import LedgerRow, RunStore, StoreError
 
 
 class OptimizeConfig(Record):
@@ -39,7 +36,7 @@ class OptimizeConfig(Record):
     benchmark: str
     data: str | None = None
     task_model: str = LOCAL_MODEL
-    meta_model: str = LOCAL_MODEL
+    meta_model: str = DEFAULT_META_MODEL
     feedback: FeedbackMode = "traces"
     budget: Budget = Field(default_factory=Budget)
     seed: int = 0
@@ -51,7 +48,13 @@ class OptimizeConfig(Record):
     temperature: float = 0.0
     max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1)
     meta_temperature: float = 0.7
-    meta_max_tokens: int | None = Field(default=None, ge=16, description="default 400 for the embedded model, 4000 otherwise")
+    meta_max_tokens: int | None = Field(default=None, ge=16, description="cap on every meta reply (default: by reply kind)")
+    proposals: int = Field(default=3, ge=1, le=8, description="new candidates per iteration")
+    eval_policy: EvalPolicy = Field(default="meta", description="who chooses spot-checks and full evaluations: "
+                                    "meta (the meta-agent), ladder (screen all, fully evaluate the best if it beats "
+                                    "the champion), always-full")
+    screen_tasks: int = Field(default=6, ge=1, le=50, description="tasks per screening spot-check")
+    inspect_steps: int = Field(default=2, ge=0, le=10, description="trace-reading replies before proposing")
     measure_noise: bool = True
     test_every_champion: bool = False
     prompts_dir: str | None = None
@@ -97,13 +100,19 @@ def preflight_models(task_model: str, meta_model: str | None, gateway: Gateway |
         preflight_gateway(gateway, meta_model)
 
 
+def protocol_settings(config: OptimizeConfig) -> ProtocolSettings:
+    return ProtocolSettings(proposals=config.proposals, eval_policy=config.eval_policy,
+                            screen_tasks=config.screen_tasks, inspect_steps=config.inspect_steps)
+
+
 def make_proposer(config: OptimizeConfig, gateway: Gateway) -> Proposer:
-    if config.meta_model == RANDOM_PROPOSER:  # random search over harness patterns: the control arm
+    if config.meta_model == RANDOM_PROPOSER:  # uniform choices over the same menu: the control arm
         from harnessopt.meta.random_proposer import RandomProposer
 
-        return RandomProposer(seed=config.seed)
-    return LLMProposer(gateway, config.meta_model, temperature=config.meta_temperature,
-                       max_tokens=config.meta_max_tokens, seed=config.seed, templates_dir=config.prompts_dir)
+        return RandomProposer(seed=config.seed, settings=protocol_settings(config))
+    return LLMProposer(gateway, config.meta_model, settings=protocol_settings(config), temperature=config.meta_temperature,
+                       max_tokens=config.meta_max_tokens, seed=config.seed, templates_dir=config.prompts_dir,
+                       task_model=config.task_model)
 
 
 async def optimize_async(config: OptimizeConfig | None = None, *, resume: str | Path | None = None,

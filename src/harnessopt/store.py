@@ -286,11 +286,19 @@ class RunStore:
     # ------------------------------------------------------------------ the meta-agent's files
 
     def meta_response(self, key: str) -> LLMResponse | None:
-        """A cached meta-model response for this exact request key, or None."""
+        """A cached meta-model response for this exact request key, or None (a damaged file is a miss:
+        the call is made again and the file rewritten)."""
         path = self.path / "meta_cache" / f"{key}.json"
         if not path.is_file():
             return None
-        return LLMResponse.model_validate_json(path.read_bytes())
+        try:
+            return LLMResponse.model_validate_json(path.read_bytes())
+        except ValueError:
+            return None
+
+    def meta_cache(self) -> "MetaResponseCache":
+        """The meta-model response cache in the shape `llm.metered_call` takes (get/put by key)."""
+        return MetaResponseCache(self)
 
     def save_meta_response(self, key: str, response: LLMResponse) -> None:
         atomic_write(self.path / "meta_cache" / f"{key}.json", response.model_dump_json())
@@ -359,6 +367,17 @@ def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"])
     return f"{where}: {err['msg']}" if where else err["msg"]
+
+
+class MetaResponseCache:
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+
+    def get(self, key: str) -> LLMResponse | None:
+        return self.store.meta_response(key)
+
+    def put(self, key: str, response: LLMResponse) -> None:
+        self.store.save_meta_response(key, response)
 
 
 def _drop_partial_last_line(path: Path) -> None:

@@ -9,7 +9,6 @@ directory by its exact request, so a resumed run replays instead of paying again
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,11 +18,10 @@ from pydantic import ValidationError
 
 from harnessopt import events as E
 from harnessopt.budget import BudgetExceeded
-from harnessopt.evaluation import estimate_call
-from harnessopt.llm import LLMError
+from harnessopt.llm import CallRequest, LLMError, is_local_model, metered_call
 from harnessopt.meta import actions as A
 from harnessopt.meta.workbench import Workbench
-from harnessopt.records import LLMResponse, ModelParams, Usage
+from harnessopt.records import LLMResponse, ModelParams
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
 REPEAT_LIMIT = 3  # the same action this many times in a row ends the iteration
@@ -62,7 +60,7 @@ class LLMProposer:
         self.name = model
         self.use_tools = gateway.supports_tools(model) if use_tools is None else use_tools
         self.temperature = temperature
-        local = model.startswith("local/")
+        local = is_local_model(model)
         # Grammar-constrained decoding on the embedded model runs at ~9 tokens/s: keep replies short.
         self.max_tokens = max_tokens or (400 if local else 4000)
         self.seed = seed
@@ -165,27 +163,10 @@ class LLMProposer:
             return raw, _short_validation_error(exc)
 
     async def _cached_call(self, wb: Workbench, request: dict[str, Any], params: ModelParams) -> LLMResponse:
-        key = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
-        tokens, usd = estimate_call(self.model, json.dumps(request["messages"]), self.max_tokens)
-        wb.budget.reserve_call("meta", tokens, usd)
-        response: LLMResponse | None = None
-        try:
-            response = wb.store.meta_response(key)
-            if response is None:
-                kwargs: dict[str, Any] = {}
-                if "tools" in request:
-                    kwargs["tools"] = request["tools"]
-                if "response_format" in request:
-                    kwargs["response_format"] = request["response_format"]
-                response = await self.gateway.chat(self.model, request["messages"], params, **kwargs)
-                wb.store.save_meta_response(key, response)
-        finally:
-            used = Usage(calls=1, failed_calls=int(response is None),
-                         prompt_tokens=response.prompt_tokens if response else 0,
-                         completion_tokens=response.completion_tokens if response else 0,
-                         cost_usd=response.cost_usd if response else 0.0)
-            wb.budget.settle_call("meta", tokens, usd, used)
-        return response
+        call = CallRequest(kind="chat", model=self.model, messages=request["messages"], params=params,
+                           tools=request.get("tools"), response_format=request.get("response_format"))
+        return await metered_call(self.gateway, call, meter=wb.budget, side="meta",
+                                  cache=wb.store.meta_cache())
 
 
 def _clip(text: str, limit: int) -> str:

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from harnessopt import events as E
 from harnessopt.budget import BudgetExceeded
-from harnessopt.llm import CallRequest, DirectoryCache, LLMError, describe_model, is_local_model, metered_call
+from harnessopt.llm import CallRequest, LLMError, describe_model, is_local_model, metered_call
 from harnessopt.meta import actions as A
 from harnessopt.meta.grammar import reply_grammar
 from harnessopt.meta.menu import compose, describe_menu
@@ -220,7 +220,7 @@ class LLMProposer:
             ids = list(wb.candidates)
             request.response_format = {"type": "grammar", "grammar": reply_grammar(
                 types, candidates=ids, task_ids=list(wb.search_ids), menu_size=len(plan.menu))}
-        cache = DirectoryCache(wb.store.path / "meta_cache")
+        cache = wb.store.meta_cache()
         try:
             response = await metered_call(self.gateway, request, meter=wb.budget, side="meta", cache=cache)
         except LLMError as exc:

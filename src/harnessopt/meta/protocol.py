@@ -57,6 +57,14 @@ class IterationPlan:
         return [c for c in self.made if c.harness is not None]
 
 
+class Proposer(Protocol):
+    """Anything that drives a Workbench for one iteration (an LLM, random search, a script)."""
+
+    name: str
+
+    async def run_iteration(self, wb: Workbench) -> None: ...
+
+
 class Chooser(Protocol):
     name: str
 
