@@ -48,4 +48,5 @@ class ScriptedMetaGateway:
         self.prompts.append("\n".join(m["content"] for m in messages))
         self.kwargs.append(kwargs)
         reply = self.replies.pop(0) if self.replies else {"action": "finish"}
-        return LLMResponse(model=model, text=json.dumps(reply), prompt_tokens=100, completion_tokens=20)
+        text = reply if isinstance(reply, str) else json.dumps(reply)  # str: a raw reply (header + code)
+        return LLMResponse(model=model, text=text, prompt_tokens=100, completion_tokens=20)

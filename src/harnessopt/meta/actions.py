@@ -243,7 +243,8 @@ def header_schema(t: type[_Action], enums: dict[str, dict] | None = None, menu_s
     for name, limit in HEADER_LIMITS.items():  # short fields keep a small model from rambling to max_tokens
         if name in props:
             key = "maxItems" if props[name].get("type") == "array" else "maxLength"
-            props[name] = {**props[name], key: limit, **({"minItems": 1} if key == "maxItems" else {})}
+            low = {"minItems": 1} if key == "maxItems" else ({"minLength": 12} if name == "hypothesis" else {})
+            props[name] = {**props[name], key: limit, **low}
     required = [n for n in schema["required"] if n in props]
     if t in PROPOSE_TYPES:  # every proposal states its hypothesis and a numeric prediction
         required += [n for n in ("predicted", "hypothesis") if n not in required]

@@ -171,10 +171,11 @@ def build_digest(traces: list[RolloutTrace], *, candidate: str, labels: list[str
             members.setdefault(tag, []).append(t)
     clusters = []
     for key, n in counts.most_common():
+        distinct = list({t.task_id: t for t in reversed(members[key])}.values())[::-1]  # one per task
         examples = [ClusterExample(task_id=t.task_id, trial=t.trial, input=_clip(t.task_input, 160),
                                    answer=None if t.answer is None else _clip(t.answer, 200),
                                    detail=_clip(_detail(t), 200))
-                    for t in members[key][:examples_per_cluster]]
+                    for t in distinct[:examples_per_cluster]]
         clusters.append(Cluster(key=key, name=cluster_name(key), count=n, examples=examples))
     failed = sum(1 for t in traces if t.score < 1.0)
     score = sum(t.score for t in traces) / len(traces) if traces else 0.0
@@ -183,10 +184,12 @@ def build_digest(traces: list[RolloutTrace], *, candidate: str, labels: list[str
 
 
 def _detail(t: RolloutTrace) -> str:
+    """The error's last line, or the scorer's verdict without the answer it quotes."""
     if t.error is not None:
         last = (t.error.message or "").strip().splitlines()
         return f"{t.error.type}: {last[-1] if last else ''}"
-    return t.explanation or ""
+    verdict = t.explanation or ""
+    return verdict.rsplit("; ", 1)[-1] if "; " in verdict else verdict
 
 
 _CONFUSION = re.compile(r"matched label '(.+?)' \(.*?\); expected '(.+?)'")

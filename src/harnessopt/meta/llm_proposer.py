@@ -108,7 +108,10 @@ class LLMProposer:
         for _ in range(steps):
             if len(plan.runnable()) >= self.settings.proposals or wb.budget.exhausted():
                 break
-            types = A.PROPOSE_TYPES + (A.INSPECT_TYPES if inspections < self.settings.inspect_steps else ())
+            # After a repeat, only menu picks: the menu holds new code only, so samples that keep
+            # collapsing onto one change are moved to the moves nobody has tried.
+            types = (A.Propose,) if repeat_streak else (
+                A.PROPOSE_TYPES + (A.INSPECT_TYPES if inspections < self.settings.inspect_steps else ()))
             hot = min(1.3, self.temperature + 0.3 * repeat_streak)
             reply, action = await self._ask(wb, plan, types, CODE_TOKENS, temperature=hot)
             if action is None:
@@ -142,7 +145,8 @@ class LLMProposer:
         except ActionError as exc:
             plan.refusals.append(str(exc))
             repeated = "already candidate" in str(exc)
-            return f"refused: {exc}", repeated
+            more = " Pick moves from the menu (each menu line is new code)." if repeated else ""
+            return f"refused: {exc}.{more}", repeated
         except (PatternError, ReplyError) as exc:
             plan.refusals.append(str(exc))
             return f"refused: {exc}", False

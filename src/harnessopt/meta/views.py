@@ -60,7 +60,7 @@ class FeedbackView:
     def digest(self, d: Digest) -> str:
         """traces: clusters with counts and verbatim examples, plus call facts; summary: cluster
         names and counts; scores: the score alone."""
-        head = f"{d.candidate}: mean score {d.score:.3f} over {d.rollouts} search rollouts, {d.failed} below 1"
+        head = f"{d.candidate}: mean score {d.score:.3f} over {d.rollouts} search rollouts; {d.failed} scored below 1"
         if self.mode == "scores" or not d.rollouts:
             return head
         lines = [head]
@@ -70,7 +70,7 @@ class FeedbackView:
                 for e in c.examples:
                     answer = "<no answer>" if e.answer is None else repr(e.answer)
                     lines.append(f"    e.g. {e.task_id}: input {e.input!r} -> answer {answer}"
-                                 + (f" ({e.detail})" if e.detail and e.detail not in answer else ""))
+                                 + (f" ({e.detail})" if e.detail else ""))
         if self.mode == "traces":
             lines += [f"- confusion: {c}" for c in d.confusions]
             lines += [f"fact: {f}" for f in d.facts]

@@ -336,7 +336,10 @@ class Workbench:
         return ", ".join(parts) or "not evaluated"
 
     def digest_of(self, cid: str) -> Digest:
-        return build_digest(self._search_rollouts(cid), candidate=cid, labels=self.benchmark.labels,
+        """Failure clusters of a candidate's search rollouts (its evaluation trials; not the seed's
+        noise rerun, which repeats the same tasks)."""
+        traces = [t for t in self._search_rollouts(cid) if t.trial < self.trials]
+        return build_digest(traces, candidate=cid, labels=self.benchmark.labels,
                             task_shape=self.benchmark.spec.task_shape)
 
     def champion_scores(self, task_ids: list[str], trials: int) -> float | None:
