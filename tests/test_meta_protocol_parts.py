@@ -169,5 +169,5 @@ def test_the_reply_grammar_offers_exactly_the_allowed_headers_and_parses():
     from harnessopt.meta.grammar import reply_grammar
 
     gbnf = reply_grammar(A.PROPOSE_TYPES, candidates=["c0000"], task_ids=["t1"], menu_size=3)
-    assert gbnf.startswith("root ::= propose-header | write-header fence | edit-header fence")
+    assert gbnf.startswith("root ::= propose-header | write-header fence | edit-header edit-fence")
     llama_grammar.LlamaGrammar.from_string(gbnf, verbose=False)  # parses as GBNF

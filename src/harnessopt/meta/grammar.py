@@ -12,10 +12,14 @@ import json
 
 from harnessopt.meta import actions as A
 
-# Code in the fence: anything but three backticks in a row.
+# A whole file in the fence: anything but three backticks in a row. Edits: one or more
+# SEARCH/REPLACE blocks whose lines do not start with the markers' characters.
 _FENCE_RULES = r'''
 fence ::= "\n```python\n" code "\n```"
 code ::= ([^`] | "`" [^`] | "``" [^`])*
+edit-fence ::= "\n```python\n" sr-block sr-block? sr-block? "```"
+sr-block ::= "<<<<<<< SEARCH\n" sr-line sr-line* "=======\n" sr-line* ">>>>>>> REPLACE\n"
+sr-line ::= [^<=>`\n] [^\n]* "\n" | "\n"
 '''
 
 
@@ -31,5 +35,5 @@ def reply_grammar(types: tuple[type[A._Action], ...], *, candidates: list[str], 
         name = t.model_fields["action"].default.replace("_", "-") + "-header"
         schema = A.header_schema(t, enums, menu_size)
         converter.visit(json.loads(json.dumps(schema)), name)
-        alternatives.append(f"{name} fence" if t in (A.Write, A.Edit) else name)
+        alternatives.append(f"{name} fence" if t is A.Write else f"{name} edit-fence" if t is A.Edit else name)
     return f"root ::= {' | '.join(alternatives)}\n" + converter.format_grammar() + _FENCE_RULES

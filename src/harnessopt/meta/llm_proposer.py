@@ -103,22 +103,23 @@ class LLMProposer:
 
     async def propose(self, wb: Workbench, plan: IterationPlan) -> None:
         self._start(wb, plan)
-        inspections, repeat_streak = 0, 0
+        inspections, refused, repeated = 0, 0, False
         steps = max(1, wb.budget.budget.meta_steps_per_iteration - (DECIDE_STEPS if self.settings.eval_policy == "meta" else 0))
         for _ in range(steps):
             if len(plan.runnable()) >= self.settings.proposals or wb.budget.exhausted():
                 break
-            # After a repeat, only menu picks: the menu holds new code only, so samples that keep
-            # collapsing onto one change are moved to the moves nobody has tried.
-            types = (A.Propose,) if repeat_streak else (
+            # After a repeat or two refusals in a row, menu picks only: the menu holds new, runnable
+            # code only, so samples that keep collapsing onto one change move to untried moves.
+            types = (A.Propose,) if refused >= 2 or repeated else (
                 A.PROPOSE_TYPES + (A.INSPECT_TYPES if inspections < self.settings.inspect_steps else ()))
-            hot = min(1.3, self.temperature + 0.3 * repeat_streak)
+            hot = min(1.3, self.temperature + 0.3 * refused)
             reply, action = await self._ask(wb, plan, types, CODE_TOKENS, temperature=hot)
             if action is None:
+                refused += 1
                 continue
             if isinstance(action, A.PROPOSE_TYPES):
                 observation, repeated = self._make(wb, plan, action, reply)
-                repeat_streak = repeat_streak + 1 if repeated else 0
+                refused = refused + 1 if observation.startswith("refused") else 0
             else:
                 inspections += 1
                 observation = await wb.execute(action)
@@ -136,20 +137,22 @@ class LLMProposer:
                 if reply.code is None:
                     raise ReplyError("a write header must be followed by the whole file in a ```python block")
                 source, moves, origin = reply.code, "", "write"
-            else:
-                if not reply.edits:
-                    raise ReplyError("an edit header must be followed by SEARCH/REPLACE blocks in a fenced block")
+            elif reply.edits:
                 source, moves, origin = apply_edits(parent.source, reply.edits), "", "edit"
+            elif reply.code is not None:  # an edit header over a whole file: take the file
+                source, moves, origin = reply.code, "", "write"
+            else:
+                raise ReplyError("an edit header must be followed by SEARCH/REPLACE blocks in a fenced block")
             c = wb.propose(source, parent=parent.id, hypothesis=action.hypothesis, origin=origin, moves=moves,
                            predicted=action.predicted)
         except ActionError as exc:
             plan.refusals.append(str(exc))
             repeated = "already candidate" in str(exc)
-            more = " Pick moves from the menu (each menu line is new code)." if repeated else ""
-            return f"refused: {exc}.{more}", repeated
+            return f"refused: {exc}. Pick moves from the menu (each menu line is new code)." if repeated \
+                else f"refused: {exc}", repeated
         except (PatternError, ReplyError) as exc:
             plan.refusals.append(str(exc))
-            return f"refused: {exc}", False
+            return f"refused: {exc}" + (" Next: pick moves from the menu." if len(plan.refusals) >= 2 else ""), False
         plan.made.append(c)
         return self._made_text(wb, plan, c), False
 
