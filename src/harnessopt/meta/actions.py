@@ -228,7 +228,7 @@ def id_enums(candidates: Sequence[str] = (), task_ids: Sequence[str] = ()) -> di
     return enums
 
 
-HEADER_LIMITS = {"hypothesis": 240, "rationale": 160, "moves": 3, "candidates": 8}
+HEADER_LIMITS = {"hypothesis": 240, "rationale": 160, "moves": 3, "candidates": 8, "task_ids": 12}
 
 
 def header_schema(t: type[_Action], enums: dict[str, dict] | None = None, menu_size: int = 0) -> dict:

@@ -188,31 +188,35 @@ class LLMProposer:
             if action is None:
                 failures += 1
                 if failures >= 2:
-                    wb.event(E.EvaluationChosen(choice="fallback", policy="meta",
-                                                rationale="two unusable replies: the ladder decides"))
-                    return acted
+                    break
                 continue
             if isinstance(action, A.Finish):
                 wb.event(E.EvaluationChosen(choice="finish", policy="meta", rationale=action.note or action.rationale))
                 self._observe(wb, action, "iteration finished")
                 return True
-            observation = await self._evaluate(wb, action)
-            acted = True
+            observation, ok = await self._evaluate(wb, action)
+            acted = acted or ok
             self._observe(wb, action, observation + "\nNext: full_eval a candidate, screen more, or finish.")
-        return True
+        if not acted:
+            wb.event(E.EvaluationChosen(choice="fallback", policy="meta",
+                                        rationale="no usable evaluation choice: the ladder decides"))
+        return acted
 
-    async def _evaluate(self, wb: Workbench, action: A._Action) -> str:
+    async def _evaluate(self, wb: Workbench, action: A._Action) -> tuple[str, bool]:
+        """Carry out a screen or full_eval; (observation, whether anything was evaluated)."""
         try:
             if isinstance(action, A.Screen):
                 wb.event(E.EvaluationChosen(candidates=action.candidates, choice="spot", policy="meta",
                                             rationale=action.rationale))
                 results = await wb.screen(action.candidates, action.task_ids, action.trials, action.rationale)
-                return screen_table(results)
+                return screen_table(results), True
             wb.event(E.EvaluationChosen(candidates=[action.candidate], choice="full", policy="meta",
                                         rationale=action.rationale))
-            return await wb.execute(action)
+            wb.runnable(action.candidate)
+            text = await wb.execute(action)
+            return text, not text.startswith("error")
         except (ActionError, BudgetExceeded) as exc:
-            return f"error: {exc}\n{wb.budget_line()}"
+            return f"error: {exc}\n{wb.budget_line()}", False
 
     # ------------------------------------------------------------------ talking to the model
 
@@ -223,8 +227,9 @@ class LLMProposer:
                              seed=self.seed * 1000 + wb.state.iteration * 100 + self._step)
         self._step += 1
         request = CallRequest(kind="chat", model=self.model, messages=self._fit(), params=params)
-        if self.local:
-            ids = list(wb.candidates)
+        if self.local:  # decisions may name runnable candidates only; a repair may start from a broken one
+            deciding = all(t in A.DECIDE_TYPES for t in types)
+            ids = [c.id for c in wb.candidates.values() if c.harness is not None or not deciding]
             request.response_format = {"type": "grammar", "grammar": reply_grammar(
                 types, candidates=ids, task_ids=list(wb.search_ids), menu_size=len(plan.menu))}
         cache = wb.store.meta_cache()
