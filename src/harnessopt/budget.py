@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from harnessopt.records import Record, Usage
 
@@ -22,17 +22,28 @@ class BudgetExceeded(RuntimeError):
 
 
 class Budget(Record):
-    """Caps for one optimize run. None means no cap on that quantity."""
+    """Caps for one optimize run. None means no cap on that quantity. (Each field is also a CLI
+    flag of `optimize` and `compare`: see options.py.)"""
 
-    iterations: int = Field(default=5, ge=1)
-    rollouts: int | None = Field(default=400, ge=1)
-    task_tokens: int | None = Field(default=None, ge=1)
-    task_usd: float | None = Field(default=None, gt=0)
-    meta_tokens: int | None = Field(default=None, ge=1)
-    meta_usd: float | None = Field(default=None, gt=0)
-    wall_clock_s: float | None = Field(default=None, gt=0)
-    eval_wall_clock_s: float | None = Field(default=None, gt=0)
-    meta_steps_per_iteration: int = Field(default=12, ge=1)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    iterations: int = Field(default=5, ge=1, description="meta-agent iterations")
+    rollouts: int | None = Field(default=400, ge=1, json_schema_extra={"flag": "--max-rollouts"},
+                                 description="task rollouts for the whole search (spot-checks and full evaluations)")
+    task_tokens: int | None = Field(default=None, ge=1, json_schema_extra={"flag": "--max-task-tokens"},
+                                    description="task-model tokens for the search")
+    task_usd: float | None = Field(default=None, gt=0, json_schema_extra={"flag": "--max-task-usd"},
+                                   description="task-model USD for the search")
+    meta_tokens: int | None = Field(default=None, ge=1, json_schema_extra={"flag": "--max-meta-tokens"},
+                                    description="meta-model tokens")
+    meta_usd: float | None = Field(default=None, gt=0, json_schema_extra={"flag": "--max-meta-usd"},
+                                   description="meta-model USD")
+    wall_clock_s: float | None = Field(default=None, gt=0, json_schema_extra={"flag": "--max-wall-clock"},
+                                       description="seconds for the whole search")
+    eval_wall_clock_s: float | None = Field(default=None, gt=0, json_schema_extra={"flag": "--eval-wall-clock"},
+                                            description="seconds per evaluation; cut and scored on what finished")
+    meta_steps_per_iteration: int = Field(default=12, ge=1, json_schema_extra={"flag": "--meta-steps"},
+                                          description="meta-agent actions per iteration")
 
 
 class Spend(Record):

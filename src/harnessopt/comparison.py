@@ -35,15 +35,16 @@ from pydantic import Field, field_validator, model_validator
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from harnessopt.budget import Budget  # noqa: E402
 from harnessopt.errors import UsageError  # noqa: E402
 from harnessopt.llm import LOCAL_MODEL  # noqa: E402
-from harnessopt.meta.views import FeedbackMode  # noqa: E402
+from harnessopt.meta.views import FEEDBACK_MODES, FeedbackMode  # noqa: E402
+from harnessopt import options  # noqa: E402
 from harnessopt.optimizer import RANDOM_PROPOSER, OptimizeConfig, OptimizeResult, preflight_models  # noqa: E402
+from harnessopt.options import RunOptions, read_config_file  # noqa: E402
 from harnessopt.records import Record  # noqa: E402
 from harnessopt.store import atomic_write, new_run_id, safe_name  # noqa: E402
 
-EXPERIMENT_FORMAT = 1
+EXPERIMENT_FORMAT = 2  # 2: the spec's run options are OptimizeConfig's, with its defaults
 _TEMP_SUFFIX = re.compile(r"^(?P<model>.+)@t(?P<temp>\d+(?:\.\d+)?)$")
 
 
@@ -104,38 +105,36 @@ class RunEntry(Record):
 # --------------------------------------------------------------------------- the grid spec
 
 
-class GridSpec(Record):
-    """What an experiment runs. Every arm shares everything here except its feedback and pairing."""
+class GridSpec(RunOptions):
+    """What an experiment runs: the options every run shares (RunOptions: seed harness, benchmark,
+    budgets, limits, ...) plus the grid's axes. Each arm is one feedback mode x one pairing."""
 
-    name: str = "experiment"
-    harness: str
-    benchmark: str
-    data: str | None = None
-    feedback: list[FeedbackMode] = Field(default_factory=lambda: ["traces", "scores"])
-    models: dict[str, str] = Field(default_factory=lambda: {"A": LOCAL_MODEL})
-    pairs: list[str] = Field(default_factory=lambda: ["A:A"])  # "META:TASK", aliases or model strings
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
-    split_seed: int = 0
-    budget: Budget = Field(default_factory=Budget)
-    trials: int = Field(default=1, ge=1)
-    search_limit: int | None = Field(default=None, ge=1)
-    test_limit: int | None = Field(default=None, ge=1)
-    parallel: int = Field(default=2, ge=1)  # runs at once
-    # Per-run settings; None leaves OptimizeConfig's own default (so the two never disagree).
-    concurrency: int | None = Field(default=None, ge=1)  # rollouts at once within one run
-    timeout_s: float | None = Field(default=None, gt=0)
-    temperature: float | None = None  # task side (a model's @t overrides it)
-    max_tokens: int | None = Field(default=None, ge=1)
-    meta_temperature: float | None = None  # meta side (a model's @t overrides it)
-    meta_max_tokens: int | None = Field(default=None, ge=16)
-    measure_noise: bool = True
-    test_every_champion: bool = False
-    prompts_dir: str | None = None
-    out: str = "traces"
+    name: str = Field("experiment", description="experiment name (part of its directory name)")
+    feedback: list[FeedbackMode] = Field(default_factory=lambda: ["traces", "scores"],
+                                         description=f"comma-separated feedback modes ({', '.join(FEEDBACK_MODES)})")
+    models: dict[str, str] = Field(default_factory=lambda: {"A": LOCAL_MODEL},
+                                   description="model aliases, e.g. A=local/gemma-3-270m,B=openai/gpt-4o-mini; "
+                                               "MODEL@t0.9 = same model at temperature 0.9")
+    pairs: list[str] = Field(default_factory=lambda: ["A:A"],  # "META:TASK", aliases or model strings
+                             description="comma-separated META:TASK pairings of aliases, e.g. A:A,A:B,B:A,B:B")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2],
+                             description="number of seeds (3 -> 0,1,2) or a comma-separated list")
+    split_seed: int = Field(0, description="seed of the benchmark's splits, shared by every run")
+    parallel: int = Field(2, ge=1, description="runs at once")
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models(cls, v: Any) -> Any:
+        return parse_models_arg(v) if isinstance(v, str) else v
 
     @field_validator("seeds", mode="before")
     @classmethod
     def _seeds(cls, v: Any) -> Any:
+        if isinstance(v, str):  # from the command line: "3" or "0,1,2"
+            try:
+                v = [int(x) for x in v.split(",") if x.strip()] if "," in v else int(v)
+            except ValueError:
+                raise ValueError("give a count (3) or a list (0,1,2)") from None
         if isinstance(v, int) and not isinstance(v, bool):
             if v < 1:
                 raise ValueError("seeds must be a positive count or a list of seeds")
@@ -193,19 +192,13 @@ class GridSpec(Record):
     def run_config(self, arm: Arm, seed: int, runs_dir: Path) -> OptimizeConfig:
         specs = self.model_specs()
         meta, task = specs[arm.meta], specs[arm.task]
-        optional = {
-            "concurrency": self.concurrency, "timeout_s": self.timeout_s, "max_tokens": self.max_tokens,
-            "meta_max_tokens": self.meta_max_tokens,
-            "temperature": task.temperature if task.temperature is not None else self.temperature,
-            "meta_temperature": meta.temperature if meta.temperature is not None else self.meta_temperature,
-        }
-        return OptimizeConfig(
-            harness=self.harness, benchmark=self.benchmark, data=self.data, task_model=task.model,
-            meta_model=meta.model, feedback=arm.feedback, budget=self.budget, seed=seed, trials=self.trials,
-            search_limit=self.search_limit, test_limit=self.test_limit, measure_noise=self.measure_noise,
-            test_every_champion=self.test_every_champion, prompts_dir=self.prompts_dir, out=str(runs_dir),
-            **{k: v for k, v in optional.items() if v is not None},
-        )
+        shared = self.model_dump(include=set(RunOptions.model_fields))
+        shared.update(out=str(runs_dir))
+        if task.temperature is not None:  # MODEL@t<temperature>: this model's own decoding
+            shared["temperature"] = task.temperature
+        if meta.temperature is not None:
+            shared["meta_temperature"] = meta.temperature
+        return OptimizeConfig(**shared, task_model=task.model, meta_model=meta.model, feedback=arm.feedback, seed=seed)
 
     def budget_text(self) -> str:
         b = self.budget
@@ -247,47 +240,13 @@ def parse_models_arg(text: str) -> dict[str, str]:
 
 def load_grid(path: str | Path, **overrides: Any) -> GridSpec:
     """A grid spec from a .toml, .yaml/.yml or .json file; relative paths resolve against its folder."""
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such grid file")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-        elif path.suffix == ".json":
-            data = json.loads(text)
-        else:
-            raise UsageError(f"{path}: grid files are .toml, .yaml/.yml or .json")
-    except UsageError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any parse error is the user's file
-        raise UsageError(f"{path}: cannot parse: {exc}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a table of settings at the top level")
-    data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
-    for key in ("harness", "data", "prompts_dir"):
-        value = data.get(key)
-        if isinstance(value, str) and value and not Path(value).is_absolute() and (path.parent / value).exists():
-            data[key] = str((path.parent / value).resolve())
-    return make_grid(**data)
+    data = read_config_file(path, what="grid")
+    return options.build(GridSpec, data, flags={k: v for k, v in overrides.items() if v is not None}, file=path)
 
 
 def make_grid(**fields: Any) -> GridSpec:
     """A GridSpec with friendly errors (UsageError naming the field) instead of pydantic's."""
-    from pydantic import ValidationError
-
-    try:
-        return GridSpec.model_validate(fields)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "grid"
-        raise UsageError(f"grid spec: {where}: {first['msg']}") from None
+    return options.build(GridSpec, fields)
 
 
 # --------------------------------------------------------------------------- results

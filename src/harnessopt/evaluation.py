@@ -24,6 +24,7 @@ from harnessopt.errors import UsageError  # noqa: E402
 from harnessopt.harness import HarnessFile, load_harness  # noqa: E402
 from harnessopt.llm import LOCAL_MODEL, Gateway, LLMError  # noqa: E402
 from harnessopt.llm.gateway import preflight_gateway  # noqa: E402
+from harnessopt import records  # noqa: E402
 from harnessopt.records import (  # noqa: E402
     EvalResult,
     Example,
@@ -42,7 +43,7 @@ from harnessopt.stats import mean_ci  # noqa: E402
 from harnessopt.store import CandidateMeta, LedgerRow, RunStore, safe_name  # noqa: E402
 from harnessopt.tools import ToolRegistry, default_tools  # noqa: E402
 
-DEFAULT_MAX_TOKENS = 256
+DEFAULT_MAX_TOKENS = records.DEFAULT_MAX_TOKENS
 ProgressFn = Callable[[RolloutTrace], None]
 
 

@@ -19,43 +19,20 @@ from pydantic import Field, ValidationError
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from harnessopt.benchmark import Benchmark, load_benchmark  # noqa: E402
-from harnessopt.budget import Budget, BudgetExceeded, BudgetTracker, Spend  # noqa: E402
+from harnessopt.budget import BudgetExceeded, BudgetTracker, Spend  # noqa: E402
 from harnessopt.errors import UsageError  # noqa: E402
-from harnessopt.evaluation import DEFAULT_MAX_TOKENS, Evaluator, check_tasks, package_versions  # noqa: E402
+from harnessopt.evaluation import Evaluator, check_tasks, package_versions  # noqa: E402
 from harnessopt.harness import load_harness  # noqa: E402
-from harnessopt.llm import LOCAL_MODEL, Gateway  # noqa: E402
+from harnessopt.llm import Gateway  # noqa: E402
 from harnessopt.llm.gateway import preflight_gateway  # noqa: E402
 from harnessopt.meta.agent import LLMProposer, Proposer  # noqa: E402
-from harnessopt.meta.views import FeedbackMode, FeedbackView  # noqa: E402
+from harnessopt.meta.views import FeedbackView  # noqa: E402
+from harnessopt.options import OptimizeConfig  # noqa: E402  (re-exported: part of the API)
 from harnessopt.meta.workbench import Workbench  # noqa: E402
 from harnessopt.records import EvalResult, ModelParams, Record, Usage  # noqa: E402
 from harnessopt.runner import LocalProcessExecutor  # noqa: E402
 from harnessopt.store import LedgerRow, RunStore, StoreError  # noqa: E402
 from harnessopt import events as E  # noqa: E402
-
-
-class OptimizeConfig(Record):
-    harness: str
-    benchmark: str
-    data: str | None = None
-    task_model: str = LOCAL_MODEL
-    meta_model: str = LOCAL_MODEL
-    feedback: FeedbackMode = "traces"
-    budget: Budget = Field(default_factory=Budget)
-    seed: int = 0
-    trials: int = Field(default=1, ge=1)
-    search_limit: int | None = Field(default=None, ge=1)
-    test_limit: int | None = Field(default=None, ge=1)
-    concurrency: int = Field(default=2, ge=1)
-    timeout_s: float = Field(default=60.0, gt=0)
-    temperature: float = 0.0
-    max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1)
-    meta_temperature: float = 0.7
-    meta_max_tokens: int | None = Field(default=None, ge=16, description="default 400 for the embedded model, 4000 otherwise")
-    measure_noise: bool = True
-    test_every_champion: bool = False
-    prompts_dir: str | None = None
-    out: str = "traces"
 
 
 class TestScore(Record):

@@ -56,6 +56,9 @@ class Score(Record):
 # --------------------------------------------------------------------------- model calls
 
 
+DEFAULT_MAX_TOKENS = 256  # a model call's max_tokens when neither the run nor the harness sets one
+
+
 class ModelParams(Record):
     """Sampling parameters of one model call. Unknown provider-specific keys go in `extra`."""
 
