@@ -11,6 +11,7 @@ Everything here runs on one asyncio event loop, so a check-and-reserve is atomic
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from pydantic import ConfigDict, Field
 
@@ -57,10 +58,13 @@ class Spend(Record):
 
 
 class BudgetTracker:
-    def __init__(self, budget: Budget, spent: Spend | None = None):
+    def __init__(self, budget: Budget, spent: Spend | None = None, clock: Callable[[], float] | None = None):
+        """`clock`: seconds the run has used so far (a run directory's clock spans a run's sessions,
+        so a resumed run is not granted its wall-clock budget afresh); default: since now."""
         self.budget = budget
         self.spent = spent or Spend()
         self._started = time.monotonic() - self.spent.elapsed_s
+        self._clock = clock
         self._reserved_rollouts = 0
         self._reserved_tokens = {"task": 0, "meta": 0}
         self._reserved_usd = {"task": 0.0, "meta": 0.0}
@@ -68,7 +72,7 @@ class BudgetTracker:
     # ------------------------------------------------------------------ time
 
     def elapsed_s(self) -> float:
-        return time.monotonic() - self._started
+        return self._clock() if self._clock is not None else time.monotonic() - self._started
 
     def snapshot(self) -> Spend:
         self.spent.elapsed_s = self.elapsed_s()

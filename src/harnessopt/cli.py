@@ -11,6 +11,7 @@ from typing import Sequence
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 EXIT_BAD_INPUT = 2
+EXIT_ALL_FAILED = 1  # an evaluation ran, and not one rollout succeeded
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +110,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(result.model_dump_json(indent=2, exclude={"tasks"}))
     else:
         print_result_table(result)
+    failed = result.n_errors + result.n_timeouts
+    if failed:
+        print(f"harnessopt: {failed} of {result.n_rollouts} rollouts failed; first errors:", file=sys.stderr)
+        for line in result.errors_sample:
+            print(f"  {line}", file=sys.stderr)
+    if result.n_rollouts and failed == result.n_rollouts:
+        print(f"harnessopt: error: every rollout failed; see the traces in {result.run_dir}", file=sys.stderr)
+        return EXIT_ALL_FAILED
     return 0
 
 
@@ -117,11 +126,13 @@ def print_result_table(result) -> None:
     from rich.table import Table
 
     table = Table(title=f"{result.benchmark} / {result.split} / {result.model}")
-    for column in ("harness", "score", "95% CI", "tasks", "trials", "errors", "timeouts", "tokens", "cost $", "wall s"):
+    for column in ("harness", "score", "95% CI", "tasks", "trials", "errors", "scorer errors", "timeouts", "tokens",
+                   "cost $", "wall s"):
         table.add_column(column, justify="right" if column != "harness" else "left")
     table.add_row(
         result.candidate_id, f"{result.score:.3f}", f"{result.ci_low:.3f}-{result.ci_high:.3f}",
-        str(result.n_tasks), str(result.trials), str(result.n_errors), str(result.n_timeouts),
+        str(result.n_tasks), str(result.trials), str(result.n_errors - result.n_scorer_errors),
+        str(result.n_scorer_errors), str(result.n_timeouts),
         f"{result.usage.tokens:,}", f"{result.usage.cost_usd:.4f}", f"{result.wall_s:.1f}",
     )
     console = Console()
@@ -150,6 +161,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         preflight_models(config.task_model, config.meta_model)  # before anything starts
         _check_out(config.out)
         result = asyncio.run(optimize_async(config, progress=print_progress))
+    for warning in result.warnings:
+        print(f"harnessopt: warning: {warning}", file=sys.stderr)
     if args.json:
         print(result.model_dump_json(indent=2, exclude={"history", "champion_code"}))
         return 0
@@ -326,15 +339,32 @@ def _quiet_libraries() -> None:
             logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
+def _show_warnings() -> None:
+    """The library's warnings (a damaged cache file run again, a resume that took another path)
+    as one `harnessopt: warning:` line each on stderr."""
+    import logging
+
+    class _Stderr(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            print(f"harnessopt: warning: {' '.join(record.getMessage().split())}", file=sys.stderr)
+
+    log = logging.getLogger("harnessopt")
+    if not any(type(h).__name__ == "_Stderr" for h in log.handlers):  # once, however often main() runs
+        log.addHandler(_Stderr())
+    log.setLevel(logging.WARNING)
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Exit codes: 0 done, 2 bad input (one line on stderr: what is wrong and the fix), 130 interrupted."""
+    """Exit codes: 0 done, 1 every rollout of an evaluation failed, 2 bad input (one line on stderr: what
+    is wrong and the fix), 130 interrupted."""
     from harnessopt.errors import USER_ERRORS
 
     _quiet_libraries()
+    _show_warnings()
     parser = build_parser()
     _one_line_errors(parser)
     try:

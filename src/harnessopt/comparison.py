@@ -42,6 +42,7 @@ from harnessopt import options  # noqa: E402
 from harnessopt.optimizer import RANDOM_PROPOSER, OptimizeConfig, OptimizeResult, preflight_models  # noqa: E402
 from harnessopt.options import RunOptions, read_config_file  # noqa: E402
 from harnessopt.records import Record  # noqa: E402
+from harnessopt.runlock import DirectoryLock  # noqa: E402
 from harnessopt.store import atomic_write, new_run_id, safe_name  # noqa: E402
 
 EXPERIMENT_FORMAT = 2  # 2: the spec's run options are OptimizeConfig's, with its defaults
@@ -342,98 +343,105 @@ async def compare_async(spec: GridSpec | None = None, *, resume: str | Path | No
     from harnessopt.optimizer import optimize_async
 
     say = progress or (lambda line: None)
-    if resume is not None:
-        exp = _Experiment(Path(resume))
-        data = exp.read()
-        spec = GridSpec.model_validate(data["spec"])
-    elif spec is None:
-        raise UsageError("compare needs a grid spec or resume=EXPERIMENT_DIR")
-    load_harness(spec.harness)  # fail early on a bad seed harness, before any directory exists
-    if gateway_factory is None:  # unknown model or missing key: one line, no experiment directory
-        specs = spec.model_specs()
-        for arm in spec.arms():
-            preflight_models(specs[arm.task].model, specs[arm.meta].model)
-    bench = benchmark or load_benchmark(spec.benchmark, data=spec.data, seed=spec.split_seed)
-    if resume is None:
-        exp_id = experiment_id or new_run_id(f"cmp-{spec.name}")
-        exp = _Experiment(Path(spec.out) / exp_id)
-        if exp.path.exists():
-            raise UsageError(f"{exp.path}: experiment directory already exists; use --resume or another --out")
-        exp.runs_dir.mkdir(parents=True)
-        data = {
-            "format": EXPERIMENT_FORMAT, "kind": "experiment", "id": exp_id, "created_at": time.time(),
-            "spec": spec.model_dump(mode="json"),
-            "models": {a: m.model_dump() for a, m in spec.model_specs().items()},
-            "arms": [a.model_dump() for a in spec.arms()],
-            "runs": [r.model_dump() for r in spec.runs()],
-            "benchmark": bench.name, "benchmark_fingerprint": bench.fingerprint,
-            "versions": package_versions(),
-        }
-        exp.write(data)
-    elif data.get("benchmark_fingerprint") not in (None, bench.fingerprint):
-        raise UsageError(f"{exp.path}: the benchmark differs from the one this experiment started with "
-                         f"(fingerprint {bench.fingerprint} vs {data['benchmark_fingerprint']}); pass the same data")
-    entries = [RunEntry.model_validate(r) for r in data["runs"]]
-    arms = {a.name: a for a in spec.arms()}
-    gate = asyncio.Semaphore(spec.parallel)
-    outcomes: dict[str, RunOutcome] = {}
-    stopping: list[BaseException] = []  # a kill (Ctrl-C, cancellation) stops new runs from starting
+    lock: DirectoryLock | None = None  # one process per experiment directory
+    try:
+        if resume is not None:
+            exp = _Experiment(Path(resume))
+            data = exp.read()
+            lock = DirectoryLock(exp.path, "experiment.lock").acquire("experiment directory")
+            spec = GridSpec.model_validate(data["spec"])
+        elif spec is None:
+            raise UsageError("compare needs a grid spec or resume=EXPERIMENT_DIR")
+        load_harness(spec.harness)  # fail early on a bad seed harness, before any directory exists
+        if gateway_factory is None:  # unknown model or missing key: one line, no experiment directory
+            specs = spec.model_specs()
+            for arm in spec.arms():
+                preflight_models(specs[arm.task].model, specs[arm.meta].model)
+        bench = benchmark or load_benchmark(spec.benchmark, data=spec.data, seed=spec.split_seed)
+        if resume is None:
+            exp_id = experiment_id or new_run_id(f"cmp-{spec.name}")
+            exp = _Experiment(Path(spec.out) / exp_id)
+            if exp.path.exists():
+                raise UsageError(f"{exp.path}: experiment directory already exists; use --resume or another --out")
+            exp.runs_dir.mkdir(parents=True)
+            lock = DirectoryLock(exp.path, "experiment.lock").acquire("experiment directory")
+            data = {
+                "format": EXPERIMENT_FORMAT, "kind": "experiment", "id": exp_id, "created_at": time.time(),
+                "spec": spec.model_dump(mode="json"),
+                "models": {a: m.model_dump() for a, m in spec.model_specs().items()},
+                "arms": [a.model_dump() for a in spec.arms()],
+                "runs": [r.model_dump() for r in spec.runs()],
+                "benchmark": bench.name, "benchmark_fingerprint": bench.fingerprint,
+                "versions": package_versions(),
+            }
+            exp.write(data)
+        elif data.get("benchmark_fingerprint") not in (None, bench.fingerprint):
+            raise UsageError(f"{exp.path}: the benchmark differs from the one this experiment started with "
+                             f"(fingerprint {bench.fingerprint} vs {data['benchmark_fingerprint']}); pass the same data")
+        entries = [RunEntry.model_validate(r) for r in data["runs"]]
+        arms = {a.name: a for a in spec.arms()}
+        gate = asyncio.Semaphore(spec.parallel)
+        outcomes: dict[str, RunOutcome] = {}
+        stopping: list[BaseException] = []  # a kill (Ctrl-C, cancellation) stops new runs from starting
 
-    async def one(entry: RunEntry) -> None:
-        run_dir = exp.runs_dir / entry.id
-        done = _run_finished(run_dir)
-        if done is not None:
-            outcomes[entry.id] = RunOutcome(id=entry.id, arm=entry.arm, seed=entry.seed, status="finished",
-                                            run_dir=str(run_dir), result=done)
-            if entry.status != "finished":
-                exp.set_run(entry.model_copy(update={"status": "finished", "error": ""}))
-            say(f"[{entry.id}] already finished: skipped")
-            return
-        async with gate:
-            if stopping:
+        async def one(entry: RunEntry) -> None:
+            run_dir = exp.runs_dir / entry.id
+            done = _run_finished(run_dir)
+            if done is not None:
+                outcomes[entry.id] = RunOutcome(id=entry.id, arm=entry.arm, seed=entry.seed, status="finished",
+                                                run_dir=str(run_dir), result=done)
+                if entry.status != "finished":
+                    exp.set_run(entry.model_copy(update={"status": "finished", "error": ""}))
+                say(f"[{entry.id}] already finished: skipped")
                 return
-            config = spec.run_config(arms[entry.arm], entry.seed, exp.runs_dir)
-            entry = entry.model_copy(update={"status": "running", "error": "", "started_at": time.time()})
-            exp.set_run(entry)
-            kwargs: dict[str, Any] = {"benchmark": bench, "progress": lambda line: say(f"[{entry.id}] {line}")}
-            for name, factory in (("gateway", gateway_factory), ("proposer", proposer_factory),
-                                  ("executor", executor_factory)):
-                made = factory(entry, config) if factory else None
-                if made is not None:
-                    kwargs[name] = made
-            resuming = (run_dir / "run.json").is_file()
-            if run_dir.is_dir() and not resuming and not any(run_dir.iterdir()):
-                run_dir.rmdir()  # killed between creating the directory and writing run.json
-            say(f"[{entry.id}] {'resuming' if resuming else 'starting'}: feedback {config.feedback}, "
-                f"meta {config.meta_model} (t={config.meta_temperature:g}), task {config.task_model} (t={config.temperature:g})")
-            try:
-                if resuming:
-                    result = await optimize_async(resume=run_dir, **kwargs)
-                else:
-                    result = await optimize_async(config, run_id=entry.id, **kwargs)
-            except BaseException as exc:
-                if not isinstance(exc, Exception):  # killed: stop here; resume continues this run
-                    stopping.append(exc)
-                    raise
-                # one failed run must not sink the experiment: record it, go on with the others
-                error = f"{type(exc).__name__}: {exc}"
-                exp.set_run(entry.model_copy(update={"status": "failed", "error": error[:2000]}))
-                outcomes[entry.id] = RunOutcome(id=entry.id, arm=entry.arm, seed=entry.seed, status="failed",
-                                                run_dir=str(run_dir), error=error)
-                say(f"[{entry.id}] failed: {error}")
-                return
-            exp.set_run(entry.model_copy(update={"status": "finished", "finished_at": time.time()}))
-            outcomes[entry.id] = RunOutcome(id=entry.id, arm=entry.arm, seed=entry.seed, status="finished",
-                                            run_dir=str(run_dir), result=result)
-            say(f"[{entry.id}] finished: test {result.seed_test.score:.3f} -> {result.champion_test.score:.3f}")
+            async with gate:
+                if stopping:
+                    return
+                config = spec.run_config(arms[entry.arm], entry.seed, exp.runs_dir)
+                entry = entry.model_copy(update={"status": "running", "error": "", "started_at": time.time()})
+                exp.set_run(entry)
+                kwargs: dict[str, Any] = {"benchmark": bench, "progress": lambda line: say(f"[{entry.id}] {line}")}
+                for name, factory in (("gateway", gateway_factory), ("proposer", proposer_factory),
+                                      ("executor", executor_factory)):
+                    made = factory(entry, config) if factory else None
+                    if made is not None:
+                        kwargs[name] = made
+                resuming = (run_dir / "run.json").is_file()
+                if run_dir.is_dir() and not resuming and not any(run_dir.iterdir()):
+                    run_dir.rmdir()  # killed between creating the directory and writing run.json
+                say(f"[{entry.id}] {'resuming' if resuming else 'starting'}: feedback {config.feedback}, "
+                    f"meta {config.meta_model} (t={config.meta_temperature:g}), task {config.task_model} (t={config.temperature:g})")
+                try:
+                    if resuming:
+                        result = await optimize_async(resume=run_dir, **kwargs)
+                    else:
+                        result = await optimize_async(config, run_id=entry.id, **kwargs)
+                except BaseException as exc:
+                    if not isinstance(exc, Exception):  # killed: stop here; resume continues this run
+                        stopping.append(exc)
+                        raise
+                    # one failed run must not sink the experiment: record it, go on with the others
+                    error = f"{type(exc).__name__}: {exc}"
+                    exp.set_run(entry.model_copy(update={"status": "failed", "error": error[:2000]}))
+                    outcomes[entry.id] = RunOutcome(id=entry.id, arm=entry.arm, seed=entry.seed, status="failed",
+                                                    run_dir=str(run_dir), error=error)
+                    say(f"[{entry.id}] failed: {error}")
+                    return
+                exp.set_run(entry.model_copy(update={"status": "finished", "finished_at": time.time()}))
+                outcomes[entry.id] = RunOutcome(id=entry.id, arm=entry.arm, seed=entry.seed, status="finished",
+                                                run_dir=str(run_dir), result=result)
+                say(f"[{entry.id}] finished: test {result.seed_test.score:.3f} -> {result.champion_test.score:.3f}")
 
-    await asyncio.gather(*(one(e) for e in entries))
-    missing = [e for e in entries if e.id not in outcomes]
-    for e in missing:  # not started because the experiment was stopped
-        outcomes[e.id] = RunOutcome(id=e.id, arm=e.arm, seed=e.seed, status="pending",
-                                    run_dir=str(exp.runs_dir / e.id))
-    return ExperimentResult(experiment_dir=str(exp.path), name=spec.name,
-                            runs=[outcomes[e.id] for e in entries])
+        await asyncio.gather(*(one(e) for e in entries))
+        missing = [e for e in entries if e.id not in outcomes]
+        for e in missing:  # not started because the experiment was stopped
+            outcomes[e.id] = RunOutcome(id=e.id, arm=e.arm, seed=e.seed, status="pending",
+                                        run_dir=str(exp.runs_dir / e.id))
+        return ExperimentResult(experiment_dir=str(exp.path), name=spec.name,
+                                runs=[outcomes[e.id] for e in entries])
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def compare(spec: GridSpec | None = None, **kwargs: Any) -> ExperimentResult:
