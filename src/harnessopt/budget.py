@@ -11,7 +11,7 @@ Everything here runs on one asyncio event loop, so a check-and-reserve is atomic
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from pydantic import ConfigDict, Field
 

@@ -157,6 +157,7 @@ def check_prompts_dir(prompts_dir: str | None) -> None:
     if prompts_dir is None:
         return
     from jinja2 import TemplateError
+    from jinja2 import meta as jinja_meta
 
     from harnessopt.meta.agent import PROMPTS_DIR, prompt_environment
 
@@ -170,13 +171,20 @@ def check_prompts_dir(prompts_dir: str | None) -> None:
         raise UsageError(f"--prompts-dir {prompts_dir}: holds none of the meta prompt templates "
                          f"({', '.join(names)}), so it would change nothing; put the ones to override there")
     env = prompt_environment(folder)
-    for name in overrides:
+    todo, seen = [(name, name) for name in overrides], set()
+    while todo:  # each override compiles, and so does every template it includes or extends
+        name, via = todo.pop()
+        seen.add(name)
         try:
+            source = env.loader.get_source(env, name)[0]
             env.get_template(name)
         except TemplateError as exc:
             where = f":{exc.lineno}" if getattr(exc, "lineno", None) else ""
-            raise UsageError(f"{folder / name}{where}: {type(exc).__name__}: {' '.join(str(exc).split())}; "
-                             "fix the template") from None
+            what = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            if via != name:
+                what = f"it uses {name}, which neither {folder} nor the packaged prompts hold ({what})"
+            raise UsageError(f"{folder / via}{where}: {what}; fix the template") from None
+        todo += [(t, via) for t in jinja_meta.find_referenced_templates(env.parse(source)) if t and t not in seen]
 
 
 async def _search(config: OptimizeConfig, store: RunStore, harness: Any, bench: Benchmark, search_tasks: list,
