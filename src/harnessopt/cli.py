@@ -264,7 +264,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     failed = [r for r in result.runs if r.status != "finished"]
     if not args.no_report:
         from harnessopt.report import write_report
-        from harnessopt.report.data import load_experiment
+        from harnessopt.report.experiment_data import load_experiment
 
         write_report(result.experiment_dir)
         exp = load_experiment(result.experiment_dir)
@@ -294,7 +294,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from harnessopt.report import write_report
-    from harnessopt.report.data import is_experiment_dir, load_experiment
+    from harnessopt.report.data import is_experiment_dir
+    from harnessopt.report.experiment_data import load_experiment
 
     files = write_report(args.dir, html=not args.no_html, plots=not args.no_plots)
     if is_experiment_dir(args.dir):
