@@ -27,7 +27,7 @@ from harnessopt.budget import Budget  # noqa: E402
 from harnessopt.comparison import compare, make_grid  # noqa: E402
 from harnessopt.optimizer import print_progress  # noqa: E402
 from harnessopt.report import write_report  # noqa: E402
-from harnessopt.report.data import load_experiment  # noqa: E402
+from harnessopt.report.experiment_data import load_experiment  # noqa: E402
 
 
 def main() -> None:

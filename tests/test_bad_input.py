@@ -93,6 +93,22 @@ def test_bad_arguments(work, capsys, argv, expected):
     no_run_dirs(work)
 
 
+@pytest.mark.parametrize("setup, expected", [
+    (None, ["--prompts-dir prompts: no such directory"]),
+    ({}, ["holds none of the meta prompt templates", "system.j2"]),
+    ({"system.j2": "{% if %}broken"}, ["system.j2:1: TemplateSyntaxError", "fix the template"]),
+    ({"iteration.j2": "{% include 'nowhere.j2' %}"}, ["iteration.j2", "TemplateNotFound", "nowhere.j2"]),
+])
+def test_a_prompts_dir_that_would_be_ignored_or_fail_later(work, capsys, setup, expected):
+    if setup is not None:
+        (work / "prompts").mkdir()
+        for name, text in setup.items():
+            (work / "prompts" / name).write_text(text)
+    fails(capsys, ["optimize", "--harness", "ok.py", "--benchmark", "spec/mini.toml", "--out", "runs",
+                   "--prompts-dir", "prompts"], *expected)
+    no_run_dirs(work)
+
+
 def test_out_that_is_a_file(work, capsys):
     (work / "runs").write_text("not a folder")
     fails(capsys, ev(), "--out runs is a file", "pass a folder")

@@ -1,11 +1,13 @@
-"""SIGKILL the optimizer at seeded random points, resume, and compare with an uninterrupted run.
+"""SIGKILL (or Ctrl-C) the optimizer at seeded random points, resume, compare with an uninterrupted run.
 
 A small driver (this file, run as a script) runs `optimize_async` with real sandboxed workers, a
 stub task model and a deterministic LLM meta-agent, both of which append every call they answer
 to a call log. Kill points are of two kinds, all real SIGKILLs of the driver process:
   * at the N-th durable write of the run directory (an atomic rename or an append), just before
     or just after it: every step of the write protocol gets hit;
-  * after a random delay: wherever the run happens to be (rollouts in flight, a meta call, ...).
+  * after a random delay: wherever the run happens to be (rollouts in flight, a meta call, ...);
+  * SIGINT (what Ctrl-C sends) after a random delay: the run must stop without recording any
+    interrupted rollout as a result.
 After each kill the run directory must be consistent; after resuming to the end, the run must
 equal the uninterrupted one, no rollout or meta response completed before a kill may be paid
 for again, and every rollout file that existed at a kill is still there, unchanged.
@@ -42,7 +44,7 @@ META_SCRIPT = {  # iteration -> the meta-agent's replies, step by step
         {"action": "full_eval", "candidate": "c0002"},
         {"action": "finish", "note": "constant is worse"}],
 }
-TRIALS = 20  # kill trials, each in its own run directory (every third is killed twice)
+TRIALS = 24  # kill trials, each in its own run directory (every third is killed twice)
 
 
 # =========================================================================== the driver
@@ -58,6 +60,8 @@ def _log_call(path: str, record: dict) -> None:
 
 def drive(root: str, call_log: str, resume: bool, kill_at_write: int | None, kill_after: str) -> None:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    # Ctrl-C as in a terminal, even when the test runs where SIGINT is ignored (a background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from harnessopt.benchmark import Benchmark
     from harnessopt.budget import Budget
     from harnessopt.meta.agent import LLMProposer
@@ -117,10 +121,10 @@ def drive(root: str, call_log: str, resume: bool, kill_at_write: int | None, kil
 def _arm_write_kill(n: int, when: str) -> dict:
     """Count durable writes of the run directory; SIGKILL this process at the n-th (before or
     after it), unless n is 0."""
-    import harnessopt.store as store
+    import harnessopt.files as files
 
     count = {"n": 0}
-    real_replace, real_append = os.replace, store._append_line
+    real_replace, real_append = os.replace, files.append_line
 
     def hit(do):
         count["n"] += 1
@@ -132,7 +136,7 @@ def _arm_write_kill(n: int, when: str) -> dict:
         return result
 
     os.replace = lambda src, dst, **kw: hit(lambda: real_replace(src, dst, **kw))
-    store._append_line = lambda path, text: hit(lambda: real_append(path, text))
+    files.append_line = lambda path, text: hit(lambda: real_append(path, text))
     return count
 
 
@@ -153,18 +157,19 @@ def _run(root: Path, log: Path, resume: bool, **kw) -> int:
     return proc.returncode
 
 
-def _run_and_kill_after(root: Path, log: Path, resume: bool, delay: float) -> int:
+def _run_and_kill_after(root: Path, log: Path, resume: bool, delay: float, sig: int = signal.SIGKILL) -> int:
     proc = _start(root, log, resume)
     assert proc.stdout.readline().strip() == "READY", proc.stderr.read()[-2000:]
     try:
         proc.wait(timeout=delay)
     except subprocess.TimeoutExpired:
         children = _children(proc.pid)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        _assert_dead(children)  # workers die with the optimizer (PR_SET_PDEATHSIG)
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+        _assert_dead(children)  # workers die with the optimizer (PR_SET_PDEATHSIG, or its shutdown)
     _, err = proc.communicate()
-    if proc.returncode not in (0, -signal.SIGKILL):
+    # An uncaught KeyboardInterrupt ends Python by SIGINT itself (-2).
+    if proc.returncode not in (0, -signal.SIGKILL, -signal.SIGINT):
         raise AssertionError(f"driver failed ({proc.returncode}): {err[-3000:]}")
     return proc.returncode
 
@@ -270,7 +275,7 @@ def _meta_cached(run: Path) -> set[str]:
 
 def _attempt(root: Path, log: Path, index: int, kill: tuple | None) -> tuple[int, str]:
     """One driver process: a new run, or a resume when the run directory is complete. `kill` is
-    ("write", n, before|after), ("after", seconds) or None (run to the end)."""
+    ("write", n, before|after), ("after", seconds), ("sigint", seconds) or None (run to the end)."""
     run = root / "run"
     resume = (run / "run.json").exists()
     if not resume and run.exists():  # killed before run.json was written: nothing to resume
@@ -285,6 +290,8 @@ def _attempt(root: Path, log: Path, index: int, kill: tuple | None) -> tuple[int
         code, label = _run(root, log, resume), ""
     elif kill[0] == "write":
         code, label = _run(root, log, resume, kill_at_write=kill[1], when=kill[2]), f"write {kill[1]} {kill[2]}"
+    elif kill[0] == "sigint":
+        code, label = _run_and_kill_after(root, log, resume, kill[1], signal.SIGINT), f"sigint {kill[1]:.2f}s"
     else:
         code, label = _run_and_kill_after(root, log, resume, kill[1]), f"after {kill[1]:.2f}s"
     later = _calls(log)[start:]
@@ -306,8 +313,10 @@ def _trial(reference: dict, base: Path, index: int, rng: random.Random, writes_t
     for _ in range(1 + (index % 3 == 0)):  # every third trial is killed twice (the resume too)
         if index % 2 == 0:  # at a durable write of the run directory
             kill = ("write", rng.randint(1, writes_total), rng.choice(["before", "after"]))
-        else:  # after a random delay
+        elif index % 4 == 1:  # SIGKILL after a random delay
             kill = ("after", rng.uniform(0.05, 0.8 * duration))
+        else:  # Ctrl-C after a random delay
+            kill = ("sigint", rng.uniform(0.3, 0.8 * duration))
         code, label = _attempt(root, log, index, kill)
         if code == 0:
             break  # it finished before reaching the kill point
@@ -362,7 +371,7 @@ def test_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run(tmp_pa
     flat = [k for ks in kills for k in ks]
     print(f"{len(flat)} kill points: {flat}")
     assert len(flat) >= 20, flat
-    assert any(k.startswith("write") for k in flat) and any(k.startswith("after") for k in flat)
+    assert all(any(k.startswith(kind) for k in flat) for kind in ("write", "after", "sigint"))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from harnessopt.evaluation import evaluate_async
 from harnessopt.meta.agent import LLMProposer
 from harnessopt.optimizer import OptimizeConfig, optimize_async
 from harnessopt.report import write_report
-from harnessopt.report.data import load_experiment, load_run
+from harnessopt.report.data import load_run
+from harnessopt.report.experiment_data import load_experiment
 from scripted import ScriptedMetaGateway, ScriptedProposer
 from stubs import StubGateway
 from test_compare import GOOD, InlineExecutor, arith_benchmark, double_model

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from harnessopt.records import RolloutTrace
 from harnessopt.events import PromotionDecided
+from harnessopt.records import RolloutTrace
 from harnessopt.store import CandidateMeta, LedgerRow, RunStore, StoreError, atomic_write, safe_name
 
 

@@ -11,8 +11,9 @@ Everything here runs on one asyncio event loop, so a check-and-reserve is atomic
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from harnessopt.records import Record, Usage
 
@@ -22,17 +23,28 @@ class BudgetExceeded(RuntimeError):
 
 
 class Budget(Record):
-    """Caps for one optimize run. None means no cap on that quantity."""
+    """Caps for one optimize run. None means no cap on that quantity. (Each field is also a CLI
+    flag of `optimize` and `compare`: see options.py.)"""
 
-    iterations: int = Field(default=5, ge=1)
-    rollouts: int | None = Field(default=400, ge=1)
-    task_tokens: int | None = Field(default=None, ge=1)
-    task_usd: float | None = Field(default=None, gt=0)
-    meta_tokens: int | None = Field(default=None, ge=1)
-    meta_usd: float | None = Field(default=None, gt=0)
-    wall_clock_s: float | None = Field(default=None, gt=0)
-    eval_wall_clock_s: float | None = Field(default=None, gt=0)
-    meta_steps_per_iteration: int = Field(default=12, ge=1)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    iterations: int = Field(default=5, ge=1, description="meta-agent iterations")
+    rollouts: int | None = Field(default=400, ge=1, json_schema_extra={"flag": "--max-rollouts"},
+                                 description="task rollouts for the whole search (spot-checks and full evaluations)")
+    task_tokens: int | None = Field(default=None, ge=1, json_schema_extra={"flag": "--max-task-tokens"},
+                                    description="task-model tokens for the search")
+    task_usd: float | None = Field(default=None, gt=0, json_schema_extra={"flag": "--max-task-usd"},
+                                   description="task-model USD for the search")
+    meta_tokens: int | None = Field(default=None, ge=1, json_schema_extra={"flag": "--max-meta-tokens"},
+                                    description="meta-model tokens")
+    meta_usd: float | None = Field(default=None, gt=0, json_schema_extra={"flag": "--max-meta-usd"},
+                                   description="meta-model USD")
+    wall_clock_s: float | None = Field(default=None, gt=0, json_schema_extra={"flag": "--max-wall-clock"},
+                                       description="seconds for the whole search")
+    eval_wall_clock_s: float | None = Field(default=None, gt=0, json_schema_extra={"flag": "--eval-wall-clock"},
+                                            description="seconds per evaluation; cut and scored on what finished")
+    meta_steps_per_iteration: int = Field(default=12, ge=1, json_schema_extra={"flag": "--meta-steps"},
+                                          description="meta-agent actions per iteration")
 
 
 class Spend(Record):
@@ -46,10 +58,13 @@ class Spend(Record):
 
 
 class BudgetTracker:
-    def __init__(self, budget: Budget, spent: Spend | None = None):
+    def __init__(self, budget: Budget, spent: Spend | None = None, clock: Callable[[], float] | None = None):
+        """`clock`: seconds the run has used so far (a run directory's clock spans a run's sessions,
+        so a resumed run is not granted its wall-clock budget afresh); default: since now."""
         self.budget = budget
         self.spent = spent or Spend()
         self._started = time.monotonic() - self.spent.elapsed_s
+        self._clock = clock
         self._reserved_rollouts = 0
         self._reserved_tokens = {"task": 0, "meta": 0}
         self._reserved_usd = {"task": 0.0, "meta": 0.0}
@@ -57,7 +72,7 @@ class BudgetTracker:
     # ------------------------------------------------------------------ time
 
     def elapsed_s(self) -> float:
-        return time.monotonic() - self._started
+        return self._clock() if self._clock is not None else time.monotonic() - self._started
 
     def snapshot(self) -> Spend:
         self.spent.elapsed_s = self.elapsed_s()

@@ -9,115 +9,40 @@ import sys
 from typing import Sequence
 
 EXIT_BAD_INPUT = 2
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
-    return value
+EXIT_ALL_FAILED = 1  # an evaluation ran, and not one rollout succeeded
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from harnessopt.llm import DEFAULT_META_MODEL, LOCAL_MODEL
+    # Run options come from their pydantic declarations (options.py): one definition for the
+    # flags, the config files and the Python API.
+    from harnessopt.comparison import GridSpec
+    from harnessopt.options import EvalOptions, OptimizeConfig, add_flags
 
     parser = argparse.ArgumentParser(prog="harnessopt", description="Improve agent harnesses automatically.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     ev = sub.add_parser("eval", help="evaluate a harness on a benchmark split, with full traces")
-    ev.add_argument("--harness", required=True, help="path of the harness .py file")
-    ev.add_argument("--benchmark", required=True, help="built-in name (home_intents, banking77, gsm8k, humaneval) or a spec .toml")
-    ev.add_argument("--data", help="local data directory or file, instead of the benchmark's hub id")
-    ev.add_argument("--split", default="test", choices=["train", "search", "test"])
-    ev.add_argument("--limit", type=_positive_int, help="evaluate only the first N tasks of the split (seeded order)")
-    ev.add_argument("--trials", type=_positive_int, default=1)
-    ev.add_argument("--task-model", default=LOCAL_MODEL, help=f"any litellm model string (default {LOCAL_MODEL}, offline)")
-    ev.add_argument("--concurrency", type=_positive_int, default=2)
-    ev.add_argument("--temperature", type=float, default=0.0)
-    ev.add_argument("--max-tokens", type=_positive_int, default=256)
-    ev.add_argument("--timeout", type=_positive_float, default=60.0, help="wall-clock seconds per rollout")
-    ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--out", default="traces", help="root folder of run directories (default: traces)")
+    add_flags(ev, EvalOptions)
     ev.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
 
     op = sub.add_parser("optimize", help="improve a harness with a meta-agent that reads traces")
-    op.add_argument("--harness", help="seed harness .py file")
-    op.add_argument("--benchmark", help="built-in name or spec .toml")
-    op.add_argument("--data", help="local data directory or file, instead of the benchmark's hub id")
-    op.add_argument("--task-model", default=LOCAL_MODEL, help="model that runs the harness (any litellm string)")
-    op.add_argument("--meta-model", default=DEFAULT_META_MODEL, help="model that rewrites the harness (same as --task-model for a same-model pairing), "
-                    "or 'random' for the random-pattern-search control")
-    op.add_argument("--feedback", default="traces", choices=["traces", "summary", "scores"], help="what the meta-agent sees of rollouts")
-    op.add_argument("--iterations", type=_positive_int, default=5)
-    op.add_argument("--max-rollouts", type=_positive_int, default=400, help="task rollouts for the whole search (spot-checks and full evaluations)")
-    op.add_argument("--max-task-tokens", type=_positive_int)
-    op.add_argument("--max-task-usd", type=_positive_float)
-    op.add_argument("--max-meta-tokens", type=_positive_int)
-    op.add_argument("--max-meta-usd", type=_positive_float)
-    op.add_argument("--max-wall-clock", type=_positive_float, help="seconds for the whole search")
-    op.add_argument("--eval-wall-clock", type=_positive_float, help="seconds per evaluation; cut and scored on what finished")
-    op.add_argument("--meta-steps", type=_positive_int, default=12, help="meta-agent actions per iteration")
-    op.add_argument("--trials", type=_positive_int, default=1)
-    op.add_argument("--search-limit", type=_positive_int, help="use the first N search-split tasks")
-    op.add_argument("--test-limit", type=_positive_int, help="use the first N test-split tasks for the final evaluation")
-    op.add_argument("--concurrency", type=_positive_int, default=2)
-    op.add_argument("--timeout", type=_positive_float, default=60.0, help="wall-clock seconds per rollout")
-    op.add_argument("--no-noise-rerun", action="store_true", help="skip rerunning the seed to measure the noise floor")
-    op.add_argument("--test-every-champion", action="store_true", help="also test every promoted champion (recorded, never shown)")
-    op.add_argument("--prompts-dir", help="directory of jinja2 templates overriding the meta prompts")
-    op.add_argument("--seed", type=int, default=0)
-    op.add_argument("--out", default="traces")
-    op.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run (all other options come from it)")
+    op.add_argument("--config", metavar="FILE", help="options as a .toml file (field names as keys, [budget] as a "
+                                                     "table); options given here override it")
+    add_flags(op, OptimizeConfig)
+    op.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run with the options it was started with")
     op.add_argument("--json", action="store_true", help="print the result as JSON")
 
     sh = sub.add_parser("show", help="print a run's ledger and champion lineage")
     sh.add_argument("run_dir")
 
-    # compare: every option defaults to None so that a --grid file's values are only overridden
-    # by options actually given; GridSpec holds the real defaults.
     cp = sub.add_parser("compare", help="run a grid of optimize runs: feedback modes x model pairings x seeds",
                         description="Each (arm, seed) is an independent optimize run with the same seed harness, "
                                     "benchmark, splits and budgets. Example: harnessopt compare --harness H "
                                     "--benchmark home_intents --feedback traces,scores --seeds 3")
     cp.add_argument("--grid", metavar="FILE", help="grid spec as .toml, .yaml/.yml or .json (options given here override it)")
     cp.add_argument("--resume", metavar="EXPERIMENT_DIR", help="continue an experiment: finished runs are skipped, killed ones resumed")
-    cp.add_argument("--name", help="experiment name (part of its directory name)")
-    cp.add_argument("--harness", help="seed harness .py file (the same for every arm)")
-    cp.add_argument("--benchmark", help="built-in name or spec .toml")
-    cp.add_argument("--data", help="local data directory or file, instead of the benchmark's hub id")
-    cp.add_argument("--feedback", help="comma-separated feedback modes, e.g. traces,summary,scores (default traces,scores)")
-    cp.add_argument("--models", help="model aliases, e.g. A=local/gemma-3-270m,B=openai/gpt-4o-mini; MODEL@t0.9 = same model at temperature 0.9")
-    cp.add_argument("--pairs", help="comma-separated META:TASK pairings of aliases, e.g. A:A,A:B,B:A,B:B (default A:A)")
-    cp.add_argument("--seeds", help="number of seeds (3 -> 0,1,2) or a comma-separated list (default 3)")
-    cp.add_argument("--split-seed", type=int, help="seed of the benchmark's splits, shared by every run (default 0)")
-    cp.add_argument("--iterations", type=_positive_int)
-    cp.add_argument("--max-rollouts", type=_positive_int, help="search rollouts per run")
-    cp.add_argument("--max-task-tokens", type=_positive_int)
-    cp.add_argument("--max-task-usd", type=_positive_float)
-    cp.add_argument("--max-meta-tokens", type=_positive_int)
-    cp.add_argument("--max-meta-usd", type=_positive_float)
-    cp.add_argument("--max-wall-clock", type=_positive_float, help="seconds for each run's search")
-    cp.add_argument("--meta-steps", type=_positive_int, help="meta-agent actions per iteration")
-    cp.add_argument("--trials", type=_positive_int)
-    cp.add_argument("--search-limit", type=_positive_int)
-    cp.add_argument("--test-limit", type=_positive_int)
-    cp.add_argument("--concurrency", type=_positive_int, help="rollouts at once within a run")
-    cp.add_argument("--parallel", type=_positive_int, help="runs at once (default 2)")
-    cp.add_argument("--timeout", type=_positive_float, help="wall-clock seconds per rollout")
-    cp.add_argument("--out", help="root folder of experiment directories (default: traces)")
+    add_flags(cp, GridSpec, help_overrides={"out": "root folder of experiment directories (default traces)",
+                                            "concurrency": "rollouts at once within a run (default 2)"})
     cp.add_argument("--no-report", action="store_true", help="do not write report.md/.png/.html at the end")
     cp.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -128,6 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_out(out: str) -> None:
+    from pathlib import Path
+
+    from harnessopt.errors import UsageError
+
+    if Path(out).exists() and not Path(out).is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder; pass a folder for run directories")
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -135,20 +69,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from harnessopt.benchmark import load_benchmark
     from harnessopt.evaluation import check_tasks, evaluate_async
     from harnessopt.harness import load_harness
+    from harnessopt.llm import preflight
+    from harnessopt.options import EvalOptions, build, given_options
 
+    opts = build(EvalOptions, {}, flags=given_options(args), command="harnessopt eval")
+    preflight(opts.task_model)  # model strings and keys: before anything starts
+    _check_out(opts.out)
     console = Console(stderr=True)
-    harness = load_harness(args.harness)
-    bench = load_benchmark(args.benchmark, data=args.data, seed=args.seed)
-    tasks = bench.tasks(args.split, limit=args.limit)
-    check_tasks(bench.name, args.split, tasks)  # bad data is one line, before any progress bar
-    total = len(tasks) * args.trials
+    harness = load_harness(opts.harness)
+    bench = load_benchmark(opts.benchmark, data=opts.data, seed=opts.seed)
+    tasks = bench.tasks(opts.split, limit=opts.limit)
+    check_tasks(bench.name, opts.split, tasks)  # bad data is one line, before any progress bar
+    total = len(tasks) * opts.trials
 
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("score {task.fields[score]:.3f}  errors {task.fields[errors]}"), TimeElapsedColumn(),
         console=console, transient=False, disable=not console.is_terminal and bool(os.environ.get("CI")),
     ) as progress:
-        bar = progress.add_task(f"{bench.name}/{args.split}", total=total, score=0.0, errors=0)
+        bar = progress.add_task(f"{bench.name}/{opts.split}", total=total, score=0.0, errors=0)
         seen: list[float] = []
         errors = 0
 
@@ -159,9 +98,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
             progress.update(bar, advance=1, score=sum(seen) / len(seen), errors=errors)
 
         result = asyncio.run(evaluate_async(
-            harness, bench, split=args.split, limit=args.limit, trials=args.trials,
-            task_model=args.task_model, concurrency=args.concurrency, out=args.out, seed=args.seed,
-            temperature=args.temperature, max_tokens=args.max_tokens, timeout_s=args.timeout,
+            harness, bench, split=opts.split, limit=opts.limit, trials=opts.trials,
+            task_model=opts.task_model, concurrency=opts.concurrency, out=opts.out, seed=opts.seed,
+            temperature=opts.temperature, max_tokens=opts.max_tokens, timeout_s=opts.timeout_s,
             progress=on_rollout,
         ))
 
@@ -169,6 +108,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(result.model_dump_json(indent=2, exclude={"tasks"}))
     else:
         print_result_table(result)
+    failed = result.n_errors + result.n_timeouts
+    if failed:
+        print(f"harnessopt: {failed} of {result.n_rollouts} rollouts failed; first errors:", file=sys.stderr)
+        for line in result.errors_sample:
+            print(f"  {line}", file=sys.stderr)
+    if result.n_rollouts and failed == result.n_rollouts:
+        print(f"harnessopt: error: every rollout failed; see the traces in {result.run_dir}", file=sys.stderr)
+        return EXIT_ALL_FAILED
     return 0
 
 
@@ -177,11 +124,13 @@ def print_result_table(result) -> None:
     from rich.table import Table
 
     table = Table(title=f"{result.benchmark} / {result.split} / {result.model}")
-    for column in ("harness", "score", "95% CI", "tasks", "trials", "errors", "timeouts", "tokens", "cost $", "wall s"):
+    for column in ("harness", "score", "95% CI", "tasks", "trials", "errors", "scorer errors", "timeouts", "tokens",
+                   "cost $", "wall s"):
         table.add_column(column, justify="right" if column != "harness" else "left")
     table.add_row(
         result.candidate_id, f"{result.score:.3f}", f"{result.ci_low:.3f}-{result.ci_high:.3f}",
-        str(result.n_tasks), str(result.trials), str(result.n_errors), str(result.n_timeouts),
+        str(result.n_tasks), str(result.trials), str(result.n_errors - result.n_scorer_errors),
+        str(result.n_scorer_errors), str(result.n_timeouts),
         f"{result.usage.tokens:,}", f"{result.usage.cost_usd:.4f}", f"{result.wall_s:.1f}",
     )
     console = Console()
@@ -192,29 +141,26 @@ def print_result_table(result) -> None:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    from harnessopt.budget import Budget
     from harnessopt.errors import UsageError
-    from harnessopt.optimizer import OptimizeConfig, optimize_async, print_progress
+    from harnessopt.optimizer import OptimizeConfig, optimize_async, preflight_models, print_progress
+    from harnessopt.options import flag_names, given_options
 
+    given = given_options(args)
     if args.resume:
+        if given or args.config:
+            names = flag_names(OptimizeConfig)
+            first = next(iter(_paths(given)), None)
+            shown = names.get(first, "--config") if first else "--config"
+            raise UsageError(f"{shown}: --resume continues a run with the options it was started with (see its "
+                             "run.json); drop the option, or start a new run with it")
         result = asyncio.run(optimize_async(resume=args.resume, progress=print_progress))
     else:
-        if not args.harness or not args.benchmark:
-            raise UsageError("optimize needs --harness FILE and --benchmark NAME (or --resume RUN_DIR)")
-        budget = Budget(
-            iterations=args.iterations, rollouts=args.max_rollouts, task_tokens=args.max_task_tokens,
-            task_usd=args.max_task_usd, meta_tokens=args.max_meta_tokens, meta_usd=args.max_meta_usd,
-            wall_clock_s=args.max_wall_clock, eval_wall_clock_s=args.eval_wall_clock,
-            meta_steps_per_iteration=args.meta_steps,
-        )
-        config = OptimizeConfig(
-            harness=args.harness, benchmark=args.benchmark, data=args.data, task_model=args.task_model,
-            meta_model=args.meta_model, feedback=args.feedback, budget=budget, seed=args.seed,
-            trials=args.trials, search_limit=args.search_limit, test_limit=args.test_limit,
-            concurrency=args.concurrency, timeout_s=args.timeout, measure_noise=not args.no_noise_rerun,
-            test_every_champion=args.test_every_champion, prompts_dir=args.prompts_dir, out=args.out,
-        )
+        config = optimize_config(args)
+        preflight_models(config.task_model, config.meta_model)  # before anything starts
+        _check_out(config.out)
         result = asyncio.run(optimize_async(config, progress=print_progress))
+    for warning in result.warnings:
+        print(f"harnessopt: warning: {warning}", file=sys.stderr)
     if args.json:
         print(result.model_dump_json(indent=2, exclude={"history", "champion_code"}))
         return 0
@@ -267,58 +213,56 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compare_fields(args: argparse.Namespace) -> dict:
-    from harnessopt.comparison import parse_models_arg
+def optimize_config(args: argparse.Namespace):
+    """`optimize`'s OptimizeConfig: the --config file's options, with the flags given on top."""
+    from harnessopt.options import OptimizeConfig, build, given_options, read_config_file
 
-    fields = {
-        "name": args.name, "harness": args.harness, "benchmark": args.benchmark, "data": args.data,
-        "feedback": args.feedback, "pairs": args.pairs, "split_seed": args.split_seed, "trials": args.trials,
-        "search_limit": args.search_limit, "test_limit": args.test_limit, "concurrency": args.concurrency,
-        "parallel": args.parallel, "timeout_s": args.timeout, "out": args.out,
-    }
-    if args.models:
-        fields["models"] = parse_models_arg(args.models)
-    if args.seeds:
-        try:
-            fields["seeds"] = ([int(x) for x in args.seeds.split(",") if x.strip()] if "," in args.seeds
-                               else int(args.seeds))
-        except ValueError:
-            from harnessopt.errors import UsageError
+    data = read_config_file(args.config) if args.config else {}
+    return build(OptimizeConfig, data, flags=given_options(args), file=args.config, command="harnessopt optimize")
 
-            raise UsageError(f"--seeds {args.seeds!r}: give a count (3) or a list (0,1,2)") from None
-    budget = {
-        "iterations": args.iterations, "rollouts": args.max_rollouts, "task_tokens": args.max_task_tokens,
-        "task_usd": args.max_task_usd, "meta_tokens": args.max_meta_tokens, "meta_usd": args.max_meta_usd,
-        "wall_clock_s": args.max_wall_clock, "meta_steps_per_iteration": args.meta_steps,
-    }
-    return {k: v for k, v in fields.items() if v is not None}, {k: v for k, v in budget.items() if v is not None}
+
+def grid_spec(args: argparse.Namespace):
+    """`compare`'s GridSpec: the --grid file's options, with the flags given on top."""
+    from harnessopt.comparison import GridSpec, load_grid
+    from harnessopt.errors import UsageError
+    from harnessopt.options import build, given_options
+
+    given = given_options(args)
+    if args.grid:
+        return load_grid(args.grid, **given)
+    if "harness" not in given or "benchmark" not in given:
+        raise UsageError("compare needs --harness FILE and --benchmark NAME (or --grid FILE, or --resume DIR)")
+    return build(GridSpec, {}, flags=given, command="harnessopt compare")
+
+
+def _paths(tree: dict, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for k, v in tree.items():
+        out += _paths(v, prefix + (k,)) if isinstance(v, dict) else [prefix + (k,)]
+    return out
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harnessopt.comparison import compare_async, load_grid, make_grid
+    from harnessopt.comparison import compare_async
     from harnessopt.errors import UsageError
     from harnessopt.optimizer import print_progress
+    from harnessopt.options import given_options
 
+    given = given_options(args)
     if args.resume:
+        if given or args.grid:
+            raise UsageError("--resume continues an experiment with the grid it was started with (see its "
+                             "experiment.json); drop the other options, or start a new experiment")
         result = asyncio.run(compare_async(resume=args.resume, progress=print_progress))
     else:
-        fields, budget = _compare_fields(args)
-        if args.grid:
-            spec = load_grid(args.grid)
-            fields = {**spec.model_dump(), **fields}
-            fields["budget"] = {**spec.budget.model_dump(), **budget}
-            spec = make_grid(**fields)
-        else:
-            if "harness" not in fields or "benchmark" not in fields:
-                raise UsageError("compare needs --harness FILE and --benchmark NAME (or --grid FILE, or --resume DIR)")
-            spec = make_grid(**fields, budget=budget)
+        spec = grid_spec(args)
         print(f"experiment: {len(spec.arms())} arm(s) x {len(spec.seeds)} seed(s) = {len(spec.runs())} runs, "
               f"{spec.parallel} at once; budget per run: {spec.budget_text()}", file=sys.stderr)
         result = asyncio.run(compare_async(spec, progress=print_progress))
     failed = [r for r in result.runs if r.status != "finished"]
     if not args.no_report:
         from harnessopt.report import write_report
-        from harnessopt.report.data import load_experiment
+        from harnessopt.report.experiment_data import load_experiment
 
         write_report(result.experiment_dir)
         exp = load_experiment(result.experiment_dir)
@@ -348,7 +292,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from harnessopt.report import write_report
-    from harnessopt.report.data import is_experiment_dir, load_experiment
+    from harnessopt.report.data import is_experiment_dir
+    from harnessopt.report.experiment_data import load_experiment
 
     files = write_report(args.dir, html=not args.no_html, plots=not args.no_plots)
     if is_experiment_dir(args.dir):
@@ -382,25 +327,6 @@ def _one_line_errors(parser: argparse.ArgumentParser) -> None:
                 stack.extend(action.choices.values())
 
 
-def _validate_args(args: argparse.Namespace) -> None:
-    """Checks that need no data: model strings and keys, the --out folder. Done before anything
-    starts (a progress bar, a run directory), so bad input is one line and nothing else."""
-    from pathlib import Path
-
-    from harnessopt.errors import UsageError
-    from harnessopt.llm import preflight
-
-    if args.command == "eval":
-        preflight(args.task_model)
-    elif args.command == "optimize" and not getattr(args, "resume", None):
-        from harnessopt.optimizer import preflight_models
-
-        preflight_models(args.task_model, args.meta_model)
-    out = getattr(args, "out", None)
-    if args.command in ("eval", "optimize") and out and Path(out).exists() and not Path(out).is_dir():
-        raise UsageError(f"--out {out} is a file, not a folder; pass a folder for run directories")
-
-
 def _quiet_libraries() -> None:
     """Libraries must not log their own copy of an error the CLI reports in one line (datasets
     logs "Failed to load JSON ..." before raising, for example)."""
@@ -412,15 +338,32 @@ def _quiet_libraries() -> None:
             logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
+def _show_warnings() -> None:
+    """The library's warnings (a damaged cache file run again, a resume that took another path)
+    as one `harnessopt: warning:` line each on stderr."""
+    import logging
+
+    class _Stderr(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            print(f"harnessopt: warning: {' '.join(record.getMessage().split())}", file=sys.stderr)
+
+    log = logging.getLogger("harnessopt")
+    if not any(type(h).__name__ == "_Stderr" for h in log.handlers):  # once, however often main() runs
+        log.addHandler(_Stderr())
+    log.setLevel(logging.WARNING)
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Exit codes: 0 done, 2 bad input (one line on stderr: what is wrong and the fix), 130 interrupted."""
+    """Exit codes: 0 done, 1 every rollout of an evaluation failed, 2 bad input (one line on stderr: what
+    is wrong and the fix), 130 interrupted."""
     from harnessopt.errors import USER_ERRORS
 
     _quiet_libraries()
+    _show_warnings()
     parser = build_parser()
     _one_line_errors(parser)
     try:
@@ -429,7 +372,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"harnessopt: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        _validate_args(args)
         return COMMANDS[args.command](args)
     except USER_ERRORS as exc:
         print(f"harnessopt: error: {_one_line(exc)}", file=sys.stderr)

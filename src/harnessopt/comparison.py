@@ -32,15 +32,17 @@ from typing import Any, Callable
 
 from pydantic import Field, field_validator, model_validator
 
-from harnessopt.budget import Budget
 from harnessopt.errors import UsageError
 from harnessopt.llm import LOCAL_MODEL
-from harnessopt.meta.views import FeedbackMode
+from harnessopt.meta.views import FEEDBACK_MODES, FeedbackMode
+from harnessopt import options
 from harnessopt.optimizer import RANDOM_PROPOSER, OptimizeConfig, OptimizeResult, preflight_models
+from harnessopt.options import RunOptions, read_config_file
 from harnessopt.records import Record
+from harnessopt.runlock import DirectoryLock
 from harnessopt.store import atomic_write, new_run_id, safe_name
 
-EXPERIMENT_FORMAT = 1
+EXPERIMENT_FORMAT = 2  # 2: the spec's run options are OptimizeConfig's, with its defaults
 _TEMP_SUFFIX = re.compile(r"^(?P<model>.+)@t(?P<temp>\d+(?:\.\d+)?)$")
 
 
@@ -101,38 +103,36 @@ class RunEntry(Record):
 # --------------------------------------------------------------------------- the grid spec
 
 
-class GridSpec(Record):
-    """What an experiment runs. Every arm shares everything here except its feedback and pairing."""
+class GridSpec(RunOptions):
+    """What an experiment runs: the options every run shares (RunOptions: seed harness, benchmark,
+    budgets, limits, ...) plus the grid's axes. Each arm is one feedback mode x one pairing."""
 
-    name: str = "experiment"
-    harness: str
-    benchmark: str
-    data: str | None = None
-    feedback: list[FeedbackMode] = Field(default_factory=lambda: ["traces", "scores"])
-    models: dict[str, str] = Field(default_factory=lambda: {"A": LOCAL_MODEL})
-    pairs: list[str] = Field(default_factory=lambda: ["A:A"])  # "META:TASK", aliases or model strings
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
-    split_seed: int = 0
-    budget: Budget = Field(default_factory=Budget)
-    trials: int = Field(default=1, ge=1)
-    search_limit: int | None = Field(default=None, ge=1)
-    test_limit: int | None = Field(default=None, ge=1)
-    parallel: int = Field(default=2, ge=1)  # runs at once
-    # Per-run settings; None leaves OptimizeConfig's own default (so the two never disagree).
-    concurrency: int | None = Field(default=None, ge=1)  # rollouts at once within one run
-    timeout_s: float | None = Field(default=None, gt=0)
-    temperature: float | None = None  # task side (a model's @t overrides it)
-    max_tokens: int | None = Field(default=None, ge=1)
-    meta_temperature: float | None = None  # meta side (a model's @t overrides it)
-    meta_max_tokens: int | None = Field(default=None, ge=16)
-    measure_noise: bool = True
-    test_every_champion: bool = False
-    prompts_dir: str | None = None
-    out: str = "traces"
+    name: str = Field("experiment", description="experiment name (part of its directory name)")
+    feedback: list[FeedbackMode] = Field(default_factory=lambda: ["traces", "scores"],
+                                         description=f"comma-separated feedback modes ({', '.join(FEEDBACK_MODES)})")
+    models: dict[str, str] = Field(default_factory=lambda: {"A": LOCAL_MODEL},
+                                   description="model aliases, e.g. A=local/gemma-3-270m,B=openai/gpt-4o-mini; "
+                                               "MODEL@t0.9 = same model at temperature 0.9")
+    pairs: list[str] = Field(default_factory=lambda: ["A:A"],  # "META:TASK", aliases or model strings
+                             description="comma-separated META:TASK pairings of aliases, e.g. A:A,A:B,B:A,B:B")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2],
+                             description="number of seeds (3 -> 0,1,2) or a comma-separated list")
+    split_seed: int = Field(0, description="seed of the benchmark's splits, shared by every run")
+    parallel: int = Field(2, ge=1, description="runs at once")
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models(cls, v: Any) -> Any:
+        return parse_models_arg(v) if isinstance(v, str) else v
 
     @field_validator("seeds", mode="before")
     @classmethod
     def _seeds(cls, v: Any) -> Any:
+        if isinstance(v, str):  # from the command line: "3" or "0,1,2"
+            try:
+                v = [int(x) for x in v.split(",") if x.strip()] if "," in v else int(v)
+            except ValueError:
+                raise ValueError("give a count (3) or a list (0,1,2)") from None
         if isinstance(v, int) and not isinstance(v, bool):
             if v < 1:
                 raise ValueError("seeds must be a positive count or a list of seeds")
@@ -190,19 +190,13 @@ class GridSpec(Record):
     def run_config(self, arm: Arm, seed: int, runs_dir: Path) -> OptimizeConfig:
         specs = self.model_specs()
         meta, task = specs[arm.meta], specs[arm.task]
-        optional = {
-            "concurrency": self.concurrency, "timeout_s": self.timeout_s, "max_tokens": self.max_tokens,
-            "meta_max_tokens": self.meta_max_tokens,
-            "temperature": task.temperature if task.temperature is not None else self.temperature,
-            "meta_temperature": meta.temperature if meta.temperature is not None else self.meta_temperature,
-        }
-        return OptimizeConfig(
-            harness=self.harness, benchmark=self.benchmark, data=self.data, task_model=task.model,
-            meta_model=meta.model, feedback=arm.feedback, budget=self.budget, seed=seed, trials=self.trials,
-            search_limit=self.search_limit, test_limit=self.test_limit, measure_noise=self.measure_noise,
-            test_every_champion=self.test_every_champion, prompts_dir=self.prompts_dir, out=str(runs_dir),
-            **{k: v for k, v in optional.items() if v is not None},
-        )
+        shared = self.model_dump(include=set(RunOptions.model_fields))
+        shared.update(out=str(runs_dir))
+        if task.temperature is not None:  # MODEL@t<temperature>: this model's own decoding
+            shared["temperature"] = task.temperature
+        if meta.temperature is not None:
+            shared["meta_temperature"] = meta.temperature
+        return OptimizeConfig(**shared, task_model=task.model, meta_model=meta.model, feedback=arm.feedback, seed=seed)
 
     def budget_text(self) -> str:
         b = self.budget
@@ -244,47 +238,13 @@ def parse_models_arg(text: str) -> dict[str, str]:
 
 def load_grid(path: str | Path, **overrides: Any) -> GridSpec:
     """A grid spec from a .toml, .yaml/.yml or .json file; relative paths resolve against its folder."""
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such grid file")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-        elif path.suffix == ".json":
-            data = json.loads(text)
-        else:
-            raise UsageError(f"{path}: grid files are .toml, .yaml/.yml or .json")
-    except UsageError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any parse error is the user's file
-        raise UsageError(f"{path}: cannot parse: {exc}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a table of settings at the top level")
-    data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
-    for key in ("harness", "data", "prompts_dir"):
-        value = data.get(key)
-        if isinstance(value, str) and value and not Path(value).is_absolute() and (path.parent / value).exists():
-            data[key] = str((path.parent / value).resolve())
-    return make_grid(**data)
+    data = read_config_file(path, what="grid")
+    return options.build(GridSpec, data, flags={k: v for k, v in overrides.items() if v is not None}, file=path)
 
 
 def make_grid(**fields: Any) -> GridSpec:
     """A GridSpec with friendly errors (UsageError naming the field) instead of pydantic's."""
-    from pydantic import ValidationError
-
-    try:
-        return GridSpec.model_validate(fields)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "grid"
-        raise UsageError(f"grid spec: {where}: {first['msg']}") from None
+    return options.build(GridSpec, fields)
 
 
 # --------------------------------------------------------------------------- results
@@ -380,98 +340,105 @@ async def compare_async(spec: GridSpec | None = None, *, resume: str | Path | No
     from harnessopt.optimizer import optimize_async
 
     say = progress or (lambda line: None)
-    if resume is not None:
-        exp = _Experiment(Path(resume))
-        data = exp.read()
-        spec = GridSpec.model_validate(data["spec"])
-    elif spec is None:
-        raise UsageError("compare needs a grid spec or resume=EXPERIMENT_DIR")
-    load_harness(spec.harness)  # fail early on a bad seed harness, before any directory exists
-    if gateway_factory is None:  # unknown model or missing key: one line, no experiment directory
-        specs = spec.model_specs()
-        for arm in spec.arms():
-            preflight_models(specs[arm.task].model, specs[arm.meta].model)
-    bench = benchmark or load_benchmark(spec.benchmark, data=spec.data, seed=spec.split_seed)
-    if resume is None:
-        exp_id = experiment_id or new_run_id(f"cmp-{spec.name}")
-        exp = _Experiment(Path(spec.out) / exp_id)
-        if exp.path.exists():
-            raise UsageError(f"{exp.path}: experiment directory already exists; use --resume or another --out")
-        exp.runs_dir.mkdir(parents=True)
-        data = {
-            "format": EXPERIMENT_FORMAT, "kind": "experiment", "id": exp_id, "created_at": time.time(),
-            "spec": spec.model_dump(mode="json"),
-            "models": {a: m.model_dump() for a, m in spec.model_specs().items()},
-            "arms": [a.model_dump() for a in spec.arms()],
-            "runs": [r.model_dump() for r in spec.runs()],
-            "benchmark": bench.name, "benchmark_fingerprint": bench.fingerprint,
-            "versions": package_versions(),
-        }
-        exp.write(data)
-    elif data.get("benchmark_fingerprint") not in (None, bench.fingerprint):
-        raise UsageError(f"{exp.path}: the benchmark differs from the one this experiment started with "
-                         f"(fingerprint {bench.fingerprint} vs {data['benchmark_fingerprint']}); pass the same data")
-    entries = [RunEntry.model_validate(r) for r in data["runs"]]
-    arms = {a.name: a for a in spec.arms()}
-    gate = asyncio.Semaphore(spec.parallel)
-    outcomes: dict[str, RunOutcome] = {}
-    stopping: list[BaseException] = []  # a kill (Ctrl-C, cancellation) stops new runs from starting
+    lock: DirectoryLock | None = None  # one process per experiment directory
+    try:
+        if resume is not None:
+            exp = _Experiment(Path(resume))
+            data = exp.read()
+            lock = DirectoryLock(exp.path, "experiment.lock").acquire("experiment directory")
+            spec = GridSpec.model_validate(data["spec"])
+        elif spec is None:
+            raise UsageError("compare needs a grid spec or resume=EXPERIMENT_DIR")
+        load_harness(spec.harness)  # fail early on a bad seed harness, before any directory exists
+        if gateway_factory is None:  # unknown model or missing key: one line, no experiment directory
+            specs = spec.model_specs()
+            for arm in spec.arms():
+                preflight_models(specs[arm.task].model, specs[arm.meta].model)
+        bench = benchmark or load_benchmark(spec.benchmark, data=spec.data, seed=spec.split_seed)
+        if resume is None:
+            exp_id = experiment_id or new_run_id(f"cmp-{spec.name}")
+            exp = _Experiment(Path(spec.out) / exp_id)
+            if exp.path.exists():
+                raise UsageError(f"{exp.path}: experiment directory already exists; use --resume or another --out")
+            exp.runs_dir.mkdir(parents=True)
+            lock = DirectoryLock(exp.path, "experiment.lock").acquire("experiment directory")
+            data = {
+                "format": EXPERIMENT_FORMAT, "kind": "experiment", "id": exp_id, "created_at": time.time(),
+                "spec": spec.model_dump(mode="json"),
+                "models": {a: m.model_dump() for a, m in spec.model_specs().items()},
+                "arms": [a.model_dump() for a in spec.arms()],
+                "runs": [r.model_dump() for r in spec.runs()],
+                "benchmark": bench.name, "benchmark_fingerprint": bench.fingerprint,
+                "versions": package_versions(),
+            }
+            exp.write(data)
+        elif data.get("benchmark_fingerprint") not in (None, bench.fingerprint):
+            raise UsageError(f"{exp.path}: the benchmark differs from the one this experiment started with "
+                             f"(fingerprint {bench.fingerprint} vs {data['benchmark_fingerprint']}); pass the same data")
+        entries = [RunEntry.model_validate(r) for r in data["runs"]]
+        arms = {a.name: a for a in spec.arms()}
+        gate = asyncio.Semaphore(spec.parallel)
+        outcomes: dict[str, RunOutcome] = {}
+        stopping: list[BaseException] = []  # a kill (Ctrl-C, cancellation) stops new runs from starting
 
-    async def one(entry: RunEntry) -> None:
-        run_dir = exp.runs_dir / entry.id
-        done = _run_finished(run_dir)
-        if done is not None:
-            outcomes[entry.id] = RunOutcome(id=entry.id, arm=entry.arm, seed=entry.seed, status="finished",
-                                            run_dir=str(run_dir), result=done)
-            if entry.status != "finished":
-                exp.set_run(entry.model_copy(update={"status": "finished", "error": ""}))
-            say(f"[{entry.id}] already finished: skipped")
-            return
-        async with gate:
-            if stopping:
+        async def one(entry: RunEntry) -> None:
+            run_dir = exp.runs_dir / entry.id
+            done = _run_finished(run_dir)
+            if done is not None:
+                outcomes[entry.id] = RunOutcome(id=entry.id, arm=entry.arm, seed=entry.seed, status="finished",
+                                                run_dir=str(run_dir), result=done)
+                if entry.status != "finished":
+                    exp.set_run(entry.model_copy(update={"status": "finished", "error": ""}))
+                say(f"[{entry.id}] already finished: skipped")
                 return
-            config = spec.run_config(arms[entry.arm], entry.seed, exp.runs_dir)
-            entry = entry.model_copy(update={"status": "running", "error": "", "started_at": time.time()})
-            exp.set_run(entry)
-            kwargs: dict[str, Any] = {"benchmark": bench, "progress": lambda line: say(f"[{entry.id}] {line}")}
-            for name, factory in (("gateway", gateway_factory), ("proposer", proposer_factory),
-                                  ("executor", executor_factory)):
-                made = factory(entry, config) if factory else None
-                if made is not None:
-                    kwargs[name] = made
-            resuming = (run_dir / "run.json").is_file()
-            if run_dir.is_dir() and not resuming and not any(run_dir.iterdir()):
-                run_dir.rmdir()  # killed between creating the directory and writing run.json
-            say(f"[{entry.id}] {'resuming' if resuming else 'starting'}: feedback {config.feedback}, "
-                f"meta {config.meta_model} (t={config.meta_temperature:g}), task {config.task_model} (t={config.temperature:g})")
-            try:
-                if resuming:
-                    result = await optimize_async(resume=run_dir, **kwargs)
-                else:
-                    result = await optimize_async(config, run_id=entry.id, **kwargs)
-            except BaseException as exc:
-                if not isinstance(exc, Exception):  # killed: stop here; resume continues this run
-                    stopping.append(exc)
-                    raise
-                # one failed run must not sink the experiment: record it, go on with the others
-                error = f"{type(exc).__name__}: {exc}"
-                exp.set_run(entry.model_copy(update={"status": "failed", "error": error[:2000]}))
-                outcomes[entry.id] = RunOutcome(id=entry.id, arm=entry.arm, seed=entry.seed, status="failed",
-                                                run_dir=str(run_dir), error=error)
-                say(f"[{entry.id}] failed: {error}")
-                return
-            exp.set_run(entry.model_copy(update={"status": "finished", "finished_at": time.time()}))
-            outcomes[entry.id] = RunOutcome(id=entry.id, arm=entry.arm, seed=entry.seed, status="finished",
-                                            run_dir=str(run_dir), result=result)
-            say(f"[{entry.id}] finished: test {result.seed_test.score:.3f} -> {result.champion_test.score:.3f}")
+            async with gate:
+                if stopping:
+                    return
+                config = spec.run_config(arms[entry.arm], entry.seed, exp.runs_dir)
+                entry = entry.model_copy(update={"status": "running", "error": "", "started_at": time.time()})
+                exp.set_run(entry)
+                kwargs: dict[str, Any] = {"benchmark": bench, "progress": lambda line: say(f"[{entry.id}] {line}")}
+                for name, factory in (("gateway", gateway_factory), ("proposer", proposer_factory),
+                                      ("executor", executor_factory)):
+                    made = factory(entry, config) if factory else None
+                    if made is not None:
+                        kwargs[name] = made
+                resuming = (run_dir / "run.json").is_file()
+                if run_dir.is_dir() and not resuming and not any(run_dir.iterdir()):
+                    run_dir.rmdir()  # killed between creating the directory and writing run.json
+                say(f"[{entry.id}] {'resuming' if resuming else 'starting'}: feedback {config.feedback}, "
+                    f"meta {config.meta_model} (t={config.meta_temperature:g}), task {config.task_model} (t={config.temperature:g})")
+                try:
+                    if resuming:
+                        result = await optimize_async(resume=run_dir, **kwargs)
+                    else:
+                        result = await optimize_async(config, run_id=entry.id, **kwargs)
+                except BaseException as exc:
+                    if not isinstance(exc, Exception):  # killed: stop here; resume continues this run
+                        stopping.append(exc)
+                        raise
+                    # one failed run must not sink the experiment: record it, go on with the others
+                    error = f"{type(exc).__name__}: {exc}"
+                    exp.set_run(entry.model_copy(update={"status": "failed", "error": error[:2000]}))
+                    outcomes[entry.id] = RunOutcome(id=entry.id, arm=entry.arm, seed=entry.seed, status="failed",
+                                                    run_dir=str(run_dir), error=error)
+                    say(f"[{entry.id}] failed: {error}")
+                    return
+                exp.set_run(entry.model_copy(update={"status": "finished", "finished_at": time.time()}))
+                outcomes[entry.id] = RunOutcome(id=entry.id, arm=entry.arm, seed=entry.seed, status="finished",
+                                                run_dir=str(run_dir), result=result)
+                say(f"[{entry.id}] finished: test {result.seed_test.score:.3f} -> {result.champion_test.score:.3f}")
 
-    await asyncio.gather(*(one(e) for e in entries))
-    missing = [e for e in entries if e.id not in outcomes]
-    for e in missing:  # not started because the experiment was stopped
-        outcomes[e.id] = RunOutcome(id=e.id, arm=e.arm, seed=e.seed, status="pending",
-                                    run_dir=str(exp.runs_dir / e.id))
-    return ExperimentResult(experiment_dir=str(exp.path), name=spec.name,
-                            runs=[outcomes[e.id] for e in entries])
+        await asyncio.gather(*(one(e) for e in entries))
+        missing = [e for e in entries if e.id not in outcomes]
+        for e in missing:  # not started because the experiment was stopped
+            outcomes[e.id] = RunOutcome(id=e.id, arm=e.arm, seed=e.seed, status="pending",
+                                        run_dir=str(exp.runs_dir / e.id))
+        return ExperimentResult(experiment_dir=str(exp.path), name=spec.name,
+                                runs=[outcomes[e.id] for e in entries])
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def compare(spec: GridSpec | None = None, **kwargs: Any) -> ExperimentResult:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import platform
 import time
 import uuid
@@ -21,6 +22,7 @@ from harnessopt.benchmark import Benchmark, load_benchmark
 from harnessopt.budget import BudgetExceeded, BudgetTracker
 from harnessopt.errors import UsageError
 from harnessopt.harness import HarnessFile, load_harness
+from harnessopt import records
 from harnessopt.llm import LOCAL_MODEL, CallRequest, Gateway, LLMError, metered_call, preflight_gateway
 from harnessopt.records import (
     EvalResult,
@@ -40,7 +42,7 @@ from harnessopt.stats import mean_ci
 from harnessopt.store import CandidateMeta, LedgerRow, RunStore, safe_name
 from harnessopt.tools import ToolRegistry, default_tools
 
-DEFAULT_MAX_TOKENS = 256
+DEFAULT_MAX_TOKENS = records.DEFAULT_MAX_TOKENS
 ProgressFn = Callable[[RolloutTrace], None]
 
 
@@ -145,10 +147,7 @@ class Evaluator:
         self.from_disk: set[str] = set()  # cache keys served from rollouts already on disk
 
     def register_candidate(self, harness: HarnessFile, candidate_id: str, **meta: Any) -> None:
-        if not self.store.has_candidate(candidate_id):
-            self.store.add_candidate(
-                harness.source, CandidateMeta(id=candidate_id, harness_hash=harness.hash, **meta)
-            )
+        self.store.add_candidate(harness.source, CandidateMeta(id=candidate_id, harness_hash=harness.hash, **meta))
 
     def trial_params(self, trial: int) -> ModelParams:
         base_seed = self.params.seed or 0
@@ -252,10 +251,14 @@ class Evaluator:
         if outcome.status == "ok" and outcome.answer is not None:
             try:
                 score = await asyncio.to_thread(self.benchmark.score, task, outcome.answer)
-                trace.score, trace.explanation = score.value, score.explanation
+                problem = scorer_problem(score)
+                if problem is None:
+                    trace.score, trace.explanation = score.value, score.explanation
             except Exception as exc:  # noqa: BLE001 - a scorer crash is recorded, not fatal
-                trace.status = "error"
-                trace.error = RolloutError(type="ScorerError", message=f"{type(exc).__name__}: {exc}")
+                problem = f"{type(exc).__name__}: {exc}"
+            if problem is not None:  # counted as a scorer error, never as a score
+                trace.status, trace.score, trace.explanation = "error", 0.0, f"scorer error: {problem}"[:500]
+                trace.error = RolloutError(type="ScorerError", message=problem[:2000])
         else:
             trace.explanation = f"no answer: {trace.error.type if trace.error else 'unknown'}"
         self.store.write_rollout(trace)
@@ -263,6 +266,36 @@ class Evaluator:
 
     async def close(self) -> None:
         await self.executor.close()
+
+
+def scorer_problem(score: Any) -> str | None:
+    """Why a scorer's verdict is not a usable score (None: it is). A scorer that raised is
+    reported by Benchmark.score as a 0 whose explanation starts with "scorer error:"."""
+    value = getattr(score, "value", None)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return f"the scorer returned {type(score).__name__}, not a Score"
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        return f"the scorer returned {value!r}, outside [0, 1]"
+    explanation = str(getattr(score, "explanation", ""))
+    if explanation.startswith("scorer error:"):
+        return explanation.removeprefix("scorer error:").strip() or "the scorer raised"
+    return None
+
+
+def error_sample(traces: list[RolloutTrace], n: int = 3) -> list[str]:
+    """The first few distinct errors of an evaluation, one line each ("task: Type: message")."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for t in sorted(traces, key=lambda t: (t.task_id, t.trial)):
+        if t.error is None:
+            continue
+        what = f"{t.error.type}: {' '.join(t.error.message.split())[:200]}"
+        if what not in seen:
+            seen.add(what)
+            out.append(f"{t.task_id} (trial {t.trial}): {what}")
+        if len(out) == n:
+            break
+    return out
 
 
 def summarize(traces: list[RolloutTrace], tasks: list[LabelledTask], *, run_dir: str, candidate_id: str,
@@ -284,6 +317,8 @@ def summarize(traces: list[RolloutTrace], tasks: list[LabelledTask], *, run_dir:
         score=score, ci_low=low, ci_high=high, n_rollouts=len(traces),
         n_errors=sum(t.status == "error" for t in traces),
         n_timeouts=sum(t.status == "timeout" for t in traces),
+        n_scorer_errors=sum(t.error is not None and t.error.type == "ScorerError" for t in traces),
+        errors_sample=error_sample(traces),
         n_cached=sum(t.reused_from is not None for t in traces),
         usage=usage, wall_s=wall_s, tasks=list(by_task.values()),
     )
@@ -339,16 +374,19 @@ async def evaluate_async(harness: str | Path | HarnessFile, benchmark: str | Pat
         "concurrency": concurrency, "timeout_s": timeout_s, "seed": seed, "versions": package_versions(),
     }, run_id=run_id, label=f"eval-{bench.name}")
     candidate_id = safe_name(Path(harness_file.path).stem)
-    evaluator = Evaluator(bench, store, model=task_model, params=params, gateway=gateway,
-                          concurrency=concurrency, timeout_s=timeout_s, memory_mb=memory_mb)
-    evaluator.register_candidate(harness_file, candidate_id, origin=harness_file.path)
     try:
-        result = await evaluator.evaluate(harness_file, candidate_id, tasks, trials=trials, split=split,
-                                          progress=progress)
+        evaluator = Evaluator(bench, store, model=task_model, params=params, gateway=gateway,
+                              concurrency=concurrency, timeout_s=timeout_s, memory_mb=memory_mb)
+        evaluator.register_candidate(harness_file, candidate_id, origin=harness_file.path)
+        try:
+            result = await evaluator.evaluate(harness_file, candidate_id, tasks, trials=trials, split=split,
+                                              progress=progress)
+        finally:
+            await evaluator.close()
+        store.append_ledger(LedgerRow.for_eval(result, kind="eval", decision="eval"))
+        store.update_info(result=result.model_dump(exclude={"tasks"}))
     finally:
-        await evaluator.close()
-    store.append_ledger(LedgerRow.for_eval(result, kind="eval", decision="eval"))
-    store.update_info(result=result.model_dump(exclude={"tasks"}))
+        store.close()
     return result
 
 

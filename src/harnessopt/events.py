@@ -8,7 +8,7 @@ To add a kind: define a subclass of `_Event` with a `kind` literal and add it to
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter
 
@@ -149,8 +149,9 @@ class ResumeDiverged(_Event):
 
 
 Event = Annotated[
-    Union[CandidateCreated, NoiseFloorMeasured, IterationStarted, ActionTaken, InvalidAction, MetaStopped,
-          MetaFailed, SpotChecked, EvaluationChosen, EvaluationSkipped, NoCandidate, PromotionDecided, Promoted, SearchFinished, RunFinished, ResumeDiverged],
+    CandidateCreated | NoiseFloorMeasured | IterationStarted | ActionTaken | InvalidAction | MetaStopped
+    | MetaFailed | SpotChecked | EvaluationChosen | EvaluationSkipped | NoCandidate | PromotionDecided | Promoted
+    | SearchFinished | RunFinished | ResumeDiverged,
     Field(discriminator="kind"),
 ]
 EVENT = TypeAdapter(Event)

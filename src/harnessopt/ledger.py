@@ -95,6 +95,8 @@ def parse_ledger(path: Path) -> list[LedgerRow]:
         line = path.read_bytes()[: exc.start].count(b"\n") + 1
         raise LedgerError(f"{path}: line {line} is not UTF-8 text; {_FIX}") from None
     lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines.pop()  # a row a kill cut short (a resuming writer cuts it from the file)
     if not lines or lines[0] != LEDGER_HEADER:
         found = lines[0].strip().replace("\t", ",") if lines else "nothing"
         raise LedgerError(f"{path}: line 1 is not the ledger header (found {found[:80]!r}); {_FIX}")

@@ -17,48 +17,19 @@ from pydantic import Field, ValidationError
 
 from harnessopt import events as E
 from harnessopt.benchmark import Benchmark, load_benchmark
-from harnessopt.budget import Budget, BudgetExceeded, BudgetTracker, Spend
+from harnessopt.budget import BudgetExceeded, BudgetTracker, Spend
 from harnessopt.errors import UsageError
-from harnessopt.evaluation import DEFAULT_MAX_TOKENS, Evaluator, check_tasks, package_versions
+from harnessopt.evaluation import Evaluator, check_tasks, package_versions
 from harnessopt.harness import load_harness
-from harnessopt.llm import DEFAULT_META_MODEL, LOCAL_MODEL, Gateway, preflight_gateway
+from harnessopt.llm import Gateway, preflight_gateway
 from harnessopt.meta.llm_proposer import LLMProposer
-from harnessopt.meta.protocol import EvalPolicy, Proposer, ProtocolSettings
-from harnessopt.meta.views import FeedbackMode, FeedbackView
+from harnessopt.meta.protocol import Proposer, ProtocolSettings
+from harnessopt.meta.views import FeedbackView
+from harnessopt.options import OptimizeConfig  # re-exported: part of the API
 from harnessopt.meta.workbench import Workbench
 from harnessopt.records import EvalResult, ModelParams, Record, Usage
 from harnessopt.runner import LocalProcessExecutor
 from harnessopt.store import LedgerRow, RunStore, StoreError
-
-
-class OptimizeConfig(Record):
-    harness: str
-    benchmark: str
-    data: str | None = None
-    task_model: str = LOCAL_MODEL
-    meta_model: str = DEFAULT_META_MODEL
-    feedback: FeedbackMode = "traces"
-    budget: Budget = Field(default_factory=Budget)
-    seed: int = 0
-    trials: int = Field(default=1, ge=1)
-    search_limit: int | None = Field(default=None, ge=1)
-    test_limit: int | None = Field(default=None, ge=1)
-    concurrency: int = Field(default=2, ge=1)
-    timeout_s: float = Field(default=60.0, gt=0)
-    temperature: float = 0.0
-    max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1)
-    meta_temperature: float = 0.7
-    meta_max_tokens: int | None = Field(default=None, ge=16, description="cap on every meta reply (default: by reply kind)")
-    proposals: int = Field(default=3, ge=1, le=8, description="new candidates per iteration")
-    eval_policy: EvalPolicy = Field(default="meta", description="who chooses spot-checks and full evaluations: "
-                                    "meta (the meta-agent), ladder (screen all, fully evaluate the best if it beats "
-                                    "the champion), always-full")
-    screen_tasks: int = Field(default=6, ge=1, le=50, description="tasks per screening spot-check")
-    inspect_steps: int = Field(default=2, ge=0, le=10, description="trace-reading replies before proposing")
-    measure_noise: bool = True
-    test_every_champion: bool = False
-    prompts_dir: str | None = None
-    out: str = "traces"
 
 
 class TestScore(Record):
@@ -86,6 +57,7 @@ class OptimizeResult(Record):
     history: list[LedgerRow] = Field(default_factory=list)
     spend: Spend = Field(default_factory=Spend)
     stop_reason: str = ""
+    warnings: list[str] = Field(default_factory=list)  # e.g. a champion that scores below the seed on test
 
 
 ProgressFn = Callable[[str], None]
@@ -122,51 +94,107 @@ async def optimize_async(config: OptimizeConfig | None = None, *, resume: str | 
     """Run (or resume) one optimization. Inputs are checked before any run directory is made.
 
     `benchmark` passes an already-built Benchmark (e.g. `Benchmark.from_records`) instead of
-    loading `config.benchmark`; pass it again when resuming such a run.
+    loading `config.benchmark`; pass it again when resuming such a run. A run directory has one
+    writer at a time: resuming one that another live process is running is refused.
     """
-    if resume is not None:
-        store = RunStore.open(resume)
-        info = store.info()
-        if info.get("kind") != "optimize":
-            raise UsageError(f"{resume}: not an optimize run (kind {info.get('kind')!r}); resume only optimize runs")
+    store: RunStore | None = None
+    try:
+        if resume is not None:
+            store = RunStore.open(resume, writer=True)  # takes its lock
+            config, info = _resumed_config(store), store.info()
+            store.check_whole()  # everything the replay builds on is readable, before anything runs
+        elif config is None:
+            raise UsageError("optimize needs a config or resume=RUN_DIR")
+        harness = load_harness(config.harness)
+        bench = benchmark or load_benchmark(config.benchmark, data=config.data, seed=config.seed)
+        if resume is not None and info.get("benchmark_fingerprint") not in (None, bench.fingerprint):
+            raise UsageError(f"{resume}: the benchmark's data changed since this run started (fingerprint "
+                             f"{info.get('benchmark_fingerprint')}, now {bench.fingerprint}); resume with the same "
+                             "data or start a new run")
+        preflight_models(config.task_model, config.meta_model if proposer is None else None, gateway)
+        if proposer is None and config.meta_model != RANDOM_PROPOSER:
+            check_prompts_dir(config.prompts_dir)
+        search_tasks = bench.tasks("search", limit=config.search_limit)
+        test_tasks = bench.tasks("test", limit=config.test_limit)
+        if not search_tasks or not test_tasks:
+            raise UsageError(f"benchmark {bench.name!r} needs search and test tasks (has {len(search_tasks)} and "
+                             f"{len(test_tasks)})")
+        check_tasks(bench.name, "search", search_tasks)
+        check_tasks(bench.name, "test", test_tasks)
+        baseline_cost = len(search_tasks) * config.trials * (2 if config.measure_noise else 1)
+        if config.budget.rollouts is not None and config.budget.rollouts < baseline_cost:
+            raise UsageError(
+                f"--max-rollouts {config.budget.rollouts} cannot cover the seed's baseline ({baseline_cost} rollouts: "
+                f"{len(search_tasks)} search tasks x {config.trials} trials"
+                f"{' x 2 for the noise floor' if config.measure_noise else ''}); raise it or lower --search-limit"
+            )
+        if store is None:
+            store = RunStore.create(config.out, {
+                "kind": "optimize", "config": config.model_dump(mode="json"),
+                "benchmark_fingerprint": bench.fingerprint, "versions": package_versions(),
+            }, run_id=run_id, label=f"opt-{bench.name}-{config.feedback}")
+        store.start_clock()  # the run's clock: a resume continues it, never restarts it
+        return await _search(config, store, harness, bench, search_tasks, test_tasks, proposer=proposer,
+                             gateway=gateway or Gateway(), executor=executor or LocalProcessExecutor(config.concurrency),
+                             say=progress or (lambda line: None))
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _resumed_config(store: RunStore) -> OptimizeConfig:
+    info = store.info()
+    if info.get("kind") != "optimize":
+        raise UsageError(f"{store.path}: not an optimize run (kind {info.get('kind')!r}); resume only optimize runs")
+    try:
+        return OptimizeConfig.model_validate(info["config"])
+    except (KeyError, TypeError, ValidationError) as exc:
+        detail = str(exc).splitlines()[0][:160]
+        raise StoreError(f"{store.path}/run.json: its config is incomplete or from another harnessopt version "
+                         f"({detail}); start a new run") from None
+
+
+def check_prompts_dir(prompts_dir: str | None) -> None:
+    """A --prompts-dir must exist and hold templates that compile; otherwise the run would quietly
+    use the packaged prompts, or fail only when the first iteration renders them."""
+    if prompts_dir is None:
+        return
+    from jinja2 import TemplateError
+    from jinja2 import meta as jinja_meta
+
+    from harnessopt.meta.agent import PROMPTS_DIR, prompt_environment
+
+    folder = Path(prompts_dir)
+    names = sorted(p.name for p in PROMPTS_DIR.glob("*.j2"))
+    if not folder.is_dir():
+        raise UsageError(f"--prompts-dir {prompts_dir}: no such directory; pass a folder holding templates "
+                         f"named like the packaged ones ({', '.join(names)})")
+    overrides = sorted(p.name for p in folder.glob("*.j2") if p.name in names)
+    if not overrides:
+        raise UsageError(f"--prompts-dir {prompts_dir}: holds none of the meta prompt templates "
+                         f"({', '.join(names)}), so it would change nothing; put the ones to override there")
+    env = prompt_environment(folder)
+    todo, seen = [(name, name) for name in overrides], set()
+    while todo:  # each override compiles, and so does every template it includes or extends
+        name, via = todo.pop()
+        seen.add(name)
         try:
-            config = OptimizeConfig.model_validate(info["config"])
-        except (KeyError, TypeError, ValidationError) as exc:
-            detail = str(exc).splitlines()[0][:160]
-            raise StoreError(f"{resume}/run.json: its config is incomplete or from another harnessopt version "
-                             f"({detail}); start a new run") from None
-    elif config is None:
-        raise UsageError("optimize needs a config or resume=RUN_DIR")
-    harness = load_harness(config.harness)
-    bench = benchmark or load_benchmark(config.benchmark, data=config.data, seed=config.seed)
-    if resume is not None and info.get("benchmark_fingerprint") not in (None, bench.fingerprint):
-        raise UsageError(f"{resume}: the benchmark's data changed since this run started (fingerprint "
-                         f"{info.get('benchmark_fingerprint')}, now {bench.fingerprint}); resume with the same data "
-                         "or start a new run")
-    preflight_models(config.task_model, config.meta_model if proposer is None else None, gateway)
-    search_tasks = bench.tasks("search", limit=config.search_limit)
-    test_tasks = bench.tasks("test", limit=config.test_limit)
-    if not search_tasks or not test_tasks:
-        raise UsageError(f"benchmark {bench.name!r} needs search and test tasks (has {len(search_tasks)} and {len(test_tasks)})")
-    check_tasks(bench.name, "search", search_tasks)
-    check_tasks(bench.name, "test", test_tasks)
-    baseline_cost = len(search_tasks) * config.trials * (2 if config.measure_noise else 1)
-    if config.budget.rollouts is not None and config.budget.rollouts < baseline_cost:
-        raise UsageError(
-            f"--max-rollouts {config.budget.rollouts} cannot cover the seed's baseline ({baseline_cost} rollouts: "
-            f"{len(search_tasks)} search tasks x {config.trials} trials{' x 2 for the noise floor' if config.measure_noise else ''}); "
-            "raise it or lower --search-limit"
-        )
-    if resume is None:
-        store = RunStore.create(config.out, {
-            "kind": "optimize", "config": config.model_dump(mode="json"),
-            "benchmark_fingerprint": bench.fingerprint, "versions": package_versions(),
-        }, run_id=run_id, label=f"opt-{bench.name}-{config.feedback}")
-    say = progress or (lambda line: None)
-    gateway = gateway or Gateway()
-    budget = BudgetTracker(config.budget)
+            source = env.loader.get_source(env, name)[0]
+            env.get_template(name)
+        except TemplateError as exc:
+            where = f":{exc.lineno}" if getattr(exc, "lineno", None) else ""
+            what = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            if via != name:
+                what = f"it uses {name}, which neither {folder} nor the packaged prompts hold ({what})"
+            raise UsageError(f"{folder / via}{where}: {what}; fix the template") from None
+        todo += [(t, via) for t in jinja_meta.find_referenced_templates(env.parse(source)) if t and t not in seen]
+
+
+async def _search(config: OptimizeConfig, store: RunStore, harness: Any, bench: Benchmark, search_tasks: list,
+                  test_tasks: list, *, proposer: Proposer | None, gateway: Gateway, executor: Any,
+                  say: ProgressFn) -> OptimizeResult:
+    budget = BudgetTracker(config.budget, clock=store.clock)
     params = ModelParams(temperature=config.temperature, max_tokens=config.max_tokens, seed=config.seed)
-    executor = executor or LocalProcessExecutor(config.concurrency)
     evaluator = Evaluator(bench, store, model=config.task_model, params=params, gateway=gateway,
                           executor=executor, concurrency=config.concurrency, timeout_s=config.timeout_s,
                           budget=budget)
@@ -228,7 +256,7 @@ async def optimize_async(config: OptimizeConfig | None = None, *, resume: str | 
             promoted_test=[tested[c] for c in wb.state.promotions if c in tested],
             promotions=list(wb.state.promotions), noise_floor=wb.state.noise_floor,
             candidates=len(wb.candidates), history=store.ledger(), spend=budget.snapshot(),
-            stop_reason=stop_reason,
+            stop_reason=stop_reason, warnings=test_warnings(tested[seed.id], tested[champion.id]),
         )
         store.update_info(result=result.model_dump(exclude={"history", "champion_code"}), finished=True)
         wb.event(E.RunFinished(champion=champion.id, seed_test=result.seed_test.score,
@@ -245,6 +273,16 @@ def _meta_row(iteration: int, proposer: str, before: Usage, after: Usage) -> Led
     return LedgerRow(iter=iteration, kind="meta", decision="meta", tokens=after.tokens - before.tokens,
                      cost_usd=after.cost_usd - before.cost_usd, status=f"{failed} failed" if failed else "ok",
                      note=f"{proposer}: {calls} meta-model call(s)")
+
+
+def test_warnings(seed: TestScore, champion: TestScore) -> list[str]:
+    """What a user must not miss about the held-out test: a champion worse than the seed harness
+    (its search-split gain did not carry over; the optimizer exists to prevent exactly that)."""
+    if champion.candidate == seed.candidate or champion.score >= seed.score:
+        return []
+    return [f"the champion {champion.candidate} scores below the seed harness on the held-out test "
+            f"({champion.score:.3f} vs {seed.score:.3f}): its search-split gain did not carry over. Keep the seed "
+            "harness, and check the search split (too few tasks, or a label mix unlike the test split's)"]
 
 
 def _test_score(cid: str, r: EvalResult) -> TestScore:

@@ -56,6 +56,9 @@ class Score(Record):
 # --------------------------------------------------------------------------- model calls
 
 
+DEFAULT_MAX_TOKENS = 256  # a model call's max_tokens when neither the run nor the harness sets one
+
+
 class ModelParams(Record):
     """Sampling parameters of one model call. Unknown provider-specific keys go in `extra`."""
 
@@ -207,8 +210,10 @@ class EvalResult(Record):
     ci_low: float
     ci_high: float
     n_rollouts: int
-    n_errors: int
+    n_errors: int  # rollouts that ended in an error (scorer errors included)
     n_timeouts: int
+    n_scorer_errors: int = 0  # the scorer raised, or returned something other than a score in [0, 1]
+    errors_sample: list[str] = Field(default_factory=list)  # the first few distinct errors, one line each
     n_cached: int = 0  # rollouts copied from identical code under another candidate
     charged: int = 0  # rollouts this evaluation paid for (the budget's count)
     reused: int = 0  # (task, trial) pairs it was served without paying: this run had already run them

@@ -22,31 +22,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import logging
 import re
 import secrets
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError
 
-from harnessopt.events import Event, parse_event
-from harnessopt.ledger import LEDGER_COLUMNS, LEDGER_HEADER, LedgerError, LedgerRow, format_row, parse_ledger
+from harnessopt.events import Event
+from harnessopt.files import atomic_write
+from harnessopt.harness import source_hash
+from harnessopt.history import EVENTS, LEDGER, RunHistory, StoreError, first_error
+from harnessopt.ledger import LEDGER_COLUMNS, LEDGER_HEADER, LedgerRow
 from harnessopt.records import LLMResponse, Record, RolloutTrace
+from harnessopt.runlock import DirectoryLock
 
 STORE_FORMAT = 2  # 2: ledger with charged/reused/decision columns and meta rows; typed events
-LEDGER, EVENTS = "ledger.tsv", "events.jsonl"
 _CACHE_KEY_RE = re.compile(rb'"cache_key"\s*:\s*"([0-9a-f]+)"')
+log = logging.getLogger("harnessopt")
 
 __all__ = ["LEDGER_COLUMNS", "CandidateMeta", "LedgerRow", "RunStore", "StoreError", "atomic_write", "new_run_id",
            "safe_name"]
-
-
-class StoreError(ValueError):
-    pass
 
 
 class CandidateMeta(Record):
@@ -58,22 +57,6 @@ class CandidateMeta(Record):
     findings: list[str] = Field(default_factory=list)
     origin: str = ""  # file it came from, or the meta action that wrote it
     created_at: float = Field(default_factory=time.time)
-
-
-def atomic_write(path: Path, data: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def safe_name(name: str) -> str:
@@ -94,47 +77,20 @@ def new_run_id(label: str = "run") -> str:
 
 
 class RunStore:
-    def __init__(self, path: Path, *, writer: bool = False):
-        """`writer`: this process will append to the run (a new run, or a resume). Only a writer
-        repairs what a kill left behind (a half-written last line); readers never modify files."""
-        self.path = Path(path)
+    def __init__(self, path: Path, *, writer: bool = False, lock: DirectoryLock | None = None,
+                 resumed: bool = False):
+        """`writer`: this process will append to the run (a new run, or a resume). A writer holds
+        the directory's lock (one writer at a time) and alone repairs what a kill left behind (a
+        half-written last line); readers never modify files. Close a writer when done."""
+        self.path = Path(path).absolute()
         self.writer = writer
+        self._lock = lock or (DirectoryLock(self.path).acquire() if writer else None)
+        self.history = RunHistory(self.path, writer=writer, resumed=resumed)
         self._cache: dict[str, Path] | None = None
-        # A resumed run replays its history from caches; rows already on disk are not appended
-        # again. These count rows present at open and rows appended (or replayed) since.
-        self._on_disk = {LEDGER: self._count_rows(LEDGER, header=True), EVENTS: self._count_rows(EVENTS)}
-        self._appended = {LEDGER: 0, EVENTS: 0}
-        # A resumed run replays its history; while it does, readers through this store see the
-        # run directory as it was at that point of the original run (rows appended so far, rollouts
-        # written or replayed so far), not the rows and rollouts the killed run had already
-        # written further on. Otherwise the meta-agent's views, hence its prompts, would differ
-        # from the original run's and the replay would diverge (and pay the meta model again).
-        self._resumed = sum(self._on_disk.values()) > 0
-        self._active = False  # set by the first append or rollout write of this process
+        self._damaged: set[Path] = set()
+        # Rollouts written or replayed by this process: while a resume replays, the meta-agent
+        # sees only those (the run as it was at that point), like rows of the ledger and events.
         self._touched: set[Path] = set()
-
-    def _count_rows(self, name: str, header: bool = False) -> int:
-        p = self.path / name
-        if not p.is_file():
-            return 0
-        if self.writer:
-            _drop_partial_last_line(p)
-        with open(p, "rb") as f:
-            n = sum(1 for line in f if line.endswith(b"\n"))
-        return max(0, n - int(header))
-
-    def _replaying(self) -> bool:
-        return self._resumed and self._active
-
-    def _append_once(self, name: str, text: str) -> None:
-        self._active = True
-        self._appended[name] += 1
-        if self._appended[name] <= self._on_disk[name]:
-            return  # replaying a resumed run: this row is already there
-        path = self.path / name
-        if name == LEDGER and not path.is_file():  # deleted: rebuilt, header first
-            atomic_write(path, LEDGER_HEADER)
-        _append_line(path, text)
 
     # ------------------------------------------------------------------ create / open
 
@@ -152,19 +108,24 @@ class RunStore:
             path.mkdir(parents=True)
         except OSError as exc:
             raise StoreError(f"cannot create the run directory {path}: {exc.strerror}; pass a writable --out folder") from None
+        lock = None
         try:
+            lock = DirectoryLock(path).acquire()
             info = {"format": STORE_FORMAT, "run_id": run_id, "created_at": time.time(), **run_info}
             # Ledger and events first, run.json last: a directory with run.json is a whole run.
             atomic_write(path / LEDGER, LEDGER_HEADER)
             (path / EVENTS).touch()
             atomic_write(path / "run.json", json.dumps(info, indent=2, default=str) + "\n")
         except BaseException:
+            if lock is not None:
+                lock.release()
             shutil.rmtree(path, ignore_errors=True)  # no half-made run directory left behind
             raise
-        return cls(path, writer=True)
+        return cls(path, writer=True, lock=lock)
 
     @classmethod
     def open(cls, path: str | Path, *, writer: bool = False) -> "RunStore":
+        """Open a run directory; `writer=True` (resume) takes its lock (then call check_whole())."""
         path = Path(path)
         run_json = path / "run.json"
         if not run_json.is_file():
@@ -180,7 +141,35 @@ class RunStore:
                 f"{run_json}: run directory format {found!r}, this harnessopt reads format {STORE_FORMAT}; "
                 "open it with the harnessopt version that wrote it, or start a new run"
             )
-        return cls(path, writer=writer)
+        return cls(path, writer=writer, resumed=writer)
+
+    def check_whole(self) -> None:
+        """Every ledger row and event readable, every candidate's code as it was written: a resume
+        builds on these, so a damaged one is a one-line error now rather than a failure later.
+        (Rollout files are checked when used: a damaged one is simply run again.)"""
+        self.history.load_recorded()
+        for meta in self.candidates():
+            code = self.harness_path(meta.id)
+            try:
+                text = code.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                text = None
+            if text is None or source_hash(text) != meta.harness_hash:
+                raise StoreError(f"{code}: {'missing or unreadable' if text is None else 'changed'} since the run "
+                                 "wrote it (its hash no longer matches meta.json); restore it, or delete the "
+                                 "candidate's folder and resume: the run writes it again")
+
+    def close(self) -> None:
+        """Release the directory's lock (a writer); the store stays readable."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def run_id(self) -> str:
@@ -203,7 +192,18 @@ class RunStore:
         return self.candidate_dir(candidate_id) / "harness.py"
 
     def add_candidate(self, source: str, meta: CandidateMeta) -> Path:
+        """Store a candidate, unless a resume finds it already stored with the same code. Stored
+        with other code, it is what a resume that took another path replaces: the old one moves
+        to diverged/ with the rest of the killed run's history."""
         directory = self.candidate_dir(meta.id)
+        if self.has_candidate(meta.id):
+            if self.candidate_meta(meta.id).harness_hash == meta.harness_hash:
+                return directory / "harness.py"
+            moved = (self.history.diverged or self.path / "diverged" / time.strftime("%Y%m%d-%H%M%S"))
+            (moved / "candidates").mkdir(parents=True, exist_ok=True)
+            shutil.move(str(directory), str(moved / "candidates" / directory.name))
+            log.warning("%s: replaced by the resumed run's own %s (the old one is in %s)", directory, meta.id,
+                        self.relative(moved))
         # Code first, meta last: a candidate with meta.json is complete.
         atomic_write(directory / "harness.py", source)
         atomic_write(directory / "meta.json", meta.model_dump_json(indent=2) + "\n")
@@ -227,7 +227,7 @@ class RunStore:
         try:
             return CandidateMeta.model_validate_json(path.read_bytes())
         except ValidationError as exc:
-            raise StoreError(f"{path}: not a candidate's meta.json ({_first_error(exc)}); restore it") from None
+            raise StoreError(f"{path}: not a candidate's meta.json ({first_error(exc)}); restore it") from None
 
     # ------------------------------------------------------------------ rollouts and cache
 
@@ -238,26 +238,42 @@ class RunStore:
         path = self.rollout_path(trace.candidate_id, trace.task_id, trace.trial)
         atomic_write(path, trace.model_dump_json(indent=1) + "\n")
         self._index()[trace.cache_key] = path
-        self._active = True
+        self.history.active = True
         self._touched.add(path)
         return path
 
     def read_rollout(self, path: Path) -> RolloutTrace:
-        return RolloutTrace.model_validate_json(Path(path).read_text(encoding="utf-8"))
+        return RolloutTrace.model_validate_json(Path(path).read_bytes())
+
+    def _read_or_none(self, path: Path) -> RolloutTrace | None:
+        """A rollout file, or None (said once per file) when it is damaged: cut short, edited, not
+        UTF-8. A damaged rollout counts as missing, so the run simply runs it again."""
+        try:
+            return self.read_rollout(path)
+        except (ValidationError, ValueError, OSError) as exc:
+            if path not in self._damaged:
+                self._damaged.add(path)
+                detail = first_error(exc) if isinstance(exc, ValidationError) else type(exc).__name__
+                log.warning("%s: damaged rollout file (%s); it is run again", path, detail)
+            return None
 
     def cached(self, cache_key: str) -> RolloutTrace | None:
         path = self._index().get(cache_key)
         if path is None or not path.is_file():
             return None
+        trace = self._read_or_none(path)
+        if trace is None or trace.cache_key != cache_key:
+            self._index().pop(cache_key, None)
+            return None
         self._touched.add(path)
-        return self.read_rollout(path)
+        return trace
 
     def rollouts(self, candidate_id: str) -> list[RolloutTrace]:
         root = self.path / "rollouts" / safe_name(candidate_id)
         paths = sorted(root.glob("*/*.json"))
-        if self._replaying():
+        if self.history.replaying():
             paths = [p for p in paths if p in self._touched]
-        return [self.read_rollout(p) for p in paths]
+        return [t for t in (self._read_or_none(p) for p in paths) if t is not None]
 
     def all_rollouts(self) -> list[RolloutTrace]:
         """Every rollout file of the run (for reports); a file cut by a kill is skipped."""
@@ -286,14 +302,16 @@ class RunStore:
     # ------------------------------------------------------------------ the meta-agent's files
 
     def meta_response(self, key: str) -> LLMResponse | None:
-        """A cached meta-model response for this exact request key, or None (a damaged file is a miss:
-        the call is made again and the file rewritten)."""
+        """A cached meta-model response for this exact request key, or None (also when damaged:
+        then the model is asked again)."""
         path = self.path / "meta_cache" / f"{key}.json"
         if not path.is_file():
             return None
         try:
             return LLMResponse.model_validate_json(path.read_bytes())
-        except ValueError:
+        except (ValidationError, OSError) as exc:
+            log.warning("%s: damaged cached meta-model response (%s); asking the model again", path,
+                        first_error(exc) if isinstance(exc, ValidationError) else type(exc).__name__)
             return None
 
     def meta_cache(self) -> "MetaResponseCache":
@@ -327,49 +345,31 @@ class RunStore:
         path = self.path / "notebook.md"
         return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
 
-    # ------------------------------------------------------------------ ledger and events
+    # ------------------------------------------------------------------ ledger, events, clock (history.py)
 
     def append_ledger(self, row: LedgerRow) -> None:
-        self._append_once(LEDGER, format_row(row))
+        self.history.append_ledger(row)
 
     def ledger(self) -> list[LedgerRow]:
-        path = self.path / LEDGER
-        if not path.is_file():
-            raise StoreError(f"{path}: missing; `harnessopt optimize --resume {self.path}` rebuilds it "
-                             "from the run's caches")
-        try:
-            rows = parse_ledger(path)
-        except LedgerError as exc:
-            raise StoreError(str(exc)) from None
-        return rows[: self._appended[LEDGER]] if self._replaying() else rows
+        return self.history.ledger()
 
     def append_event(self, event: Event) -> None:
-        self._append_once(EVENTS, event.model_dump_json() + "\n")
+        self.history.append_event(event)
 
     def events(self) -> list[Event]:
-        path = self.path / EVENTS
-        if not path.is_file():
-            return []
-        out = []
-        with open(path, "rb") as f:
-            for number, line in enumerate(f, start=1):
-                if not line.endswith(b"\n"):
-                    break  # a line a kill cut short (a writer cuts it on open; readers skip it)
-                try:
-                    out.append(parse_event(line))
-                except ValidationError as exc:
-                    raise StoreError(f"{path}: line {number} is not an event ({_first_error(exc)}); restore the "
-                                     f"file, or delete it and `harnessopt optimize --resume` the run") from None
-        return out[: self._appended[EVENTS]] if self._replaying() else out
+        return self.history.events()
 
+    def start_clock(self) -> None:
+        """Begin this process's session of the run (see RunHistory.start_clock)."""
+        self.update_info(sessions=self.history.start_clock(self.info().get("sessions") or []))
 
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"])
-    return f"{where}: {err['msg']}" if where else err["msg"]
+    def clock(self) -> float:
+        return self.history.clock()
 
 
 class MetaResponseCache:
+    """get/put by request key over the run's meta_cache/ (what `llm.metered_call` takes)."""
+
     def __init__(self, store: RunStore) -> None:
         self.store = store
 
@@ -378,19 +378,3 @@ class MetaResponseCache:
 
     def put(self, key: str, response: LLMResponse) -> None:
         self.store.save_meta_response(key, response)
-
-
-def _drop_partial_last_line(path: Path) -> None:
-    """A kill during an append can leave a line without its newline: cut it so appends stay clean."""
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with open(path, "r+b") as f:
-            f.truncate(data.rfind(b"\n") + 1)
-
-
-def _append_line(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, text.encode("utf-8"))
-    finally:
-        os.close(fd)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
 from pydantic import Field
 
@@ -26,10 +26,9 @@ from harnessopt import events as E
 from harnessopt.budget import BudgetExceeded
 from harnessopt.meta.menu import Move, build_menu
 from harnessopt.meta.workbench import ActionError, Candidate, Workbench
+from harnessopt.options import EvalPolicy
 from harnessopt.records import Record
 
-EvalPolicy = Literal["meta", "ladder", "always-full"]
-EVAL_POLICIES: tuple[str, ...] = ("meta", "ladder", "always-full")
 
 
 class ProtocolSettings(Record):

@@ -111,8 +111,7 @@ class Workbench:
         ))
         meta = CandidateMeta(id=cid, parent=parent, harness_hash=source_hash(source), hypothesis=hypothesis,
                              diff=diff, findings=findings, origin=origin)
-        if not self.store.has_candidate(cid):
-            self.store.add_candidate(source, meta)
+        self.store.add_candidate(source, meta)  # (a resume finds it stored already)
         candidate = Candidate(id=cid, meta=meta, source=source, harness=harness)
         self.candidates[cid] = candidate
         self.last_created = cid

@@ -16,7 +16,8 @@ from harnessopt.errors import UsageError
 
 def write_report(path: str | Path, *, html: bool = True, plots: bool = True) -> dict[str, Path]:
     """Write report.md (+ PNGs, report.html) into a run or experiment directory; returns the files."""
-    from harnessopt.report.data import is_experiment_dir, is_run_dir, load_experiment, load_run
+    from harnessopt.report.data import is_experiment_dir, is_run_dir, load_run
+    from harnessopt.report.experiment_data import load_experiment
     from harnessopt.report.markdown import render_experiment_markdown, render_run_markdown
     from harnessopt.store import atomic_write
 

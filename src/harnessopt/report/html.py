@@ -15,7 +15,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader
 
-from harnessopt.report.data import ExperimentData, RunData, load_traces
+from harnessopt.report.data import RunData, load_traces
+from harnessopt.report.experiment_data import ExperimentData
 from harnessopt.report.plots import BEST_PNG, SPEND_PNG
 from harnessopt.store import atomic_write
 

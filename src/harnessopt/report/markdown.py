@@ -8,7 +8,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from harnessopt.report.data import ExperimentData, RunData
+from harnessopt.report.data import RunData
+from harnessopt.report.experiment_data import ExperimentData
 
 TEMPLATES = Path(__file__).parent / "templates"
 

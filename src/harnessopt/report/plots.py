@@ -10,7 +10,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from harnessopt.report.data import ExperimentData, RunData, RunSummary
+from harnessopt.report.data import RunData, RunSummary
+from harnessopt.report.experiment_data import ExperimentData
 
 BEST_PNG = "best_search_vs_rollouts.png"
 SPEND_PNG = "spend.png"
