@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import time
 
-from harnessopt.context import HarnessContext, TaskView
+from harnessopt.worker.context import HarnessContext, TaskView
 from harnessopt.examples import ExampleIndex
 from harnessopt.records import Example, ModelCall, Task, ToolCall
 from harnessopt.runner import LocalProcessExecutor, RolloutJob

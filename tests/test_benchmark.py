@@ -462,7 +462,7 @@ def test_hub_path_maps_classlabel_and_renames(monkeypatch, tmp_path):
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
     monkeypatch.chdir(tmp_path)
-    spec = Path(__file__).resolve().parents[1] / "benchmarks" / "banking77.toml"
+    spec = Path(__file__).resolve().parents[1] / "benchmark_specs" / "banking77.toml"
     text = spec.read_text().replace("n = 200", "n = 4")
     (tmp_path / "b77.toml").write_text(text)
     b = load_benchmark(tmp_path / "b77.toml")

@@ -30,6 +30,7 @@ from typing import Any
 
 from pydantic import Field
 
+from harnessopt.errors import UserError
 from harnessopt.records import Record, RolloutTrace
 
 STORE_FORMAT = 1
@@ -40,7 +41,7 @@ LEDGER_COLUMNS = [
 _CACHE_KEY_RE = re.compile(rb'"cache_key"\s*:\s*"([0-9a-f]+)"')
 
 
-class StoreError(ValueError):
+class StoreError(UserError, ValueError):
     pass
 
 

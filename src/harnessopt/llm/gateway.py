@@ -32,6 +32,7 @@ from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
+from harnessopt.errors import UserError
 from harnessopt.llm import local
 from harnessopt.records import LLMResponse, ModelParams, Usage
 
@@ -95,7 +96,7 @@ class LLMError(Exception):
         self.kind = kind  # provider error class name, e.g. "RateLimitError"
 
 
-class PermanentLLMError(LLMError):
+class PermanentLLMError(LLMError, UserError):
     """Retrying will not help: auth, unknown model, bad request, context too long."""
 
 
