@@ -10,12 +10,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from harnessopt.benchmark.checks import BenchmarkWarning, check_targets_in_labels, split_mix_warnings
 from harnessopt.benchmark.sources import load_rows, one_line
 from harnessopt.benchmark.spec import SPLITS, BenchmarkError, BenchmarkSpec, ScorerSpec, load_spec, resolve_spec_path
 from harnessopt.benchmark.tasks import build_tasks, label_set
@@ -43,7 +45,9 @@ class Benchmark:
         seed: int = 0,
         source: Mapping[str, str] | None = None,
         labels_source: str = "",
+        origins: Mapping[str, str] | None = None,
     ) -> None:
+        """`origins` maps task ids to where they came from ("row 3 of test.csv"), for messages."""
         self.spec = spec
         self.name = spec.name
         self.seed = seed
@@ -56,6 +60,14 @@ class Benchmark:
                 self._by_id[t.id] = (split, t)
         self._labels = list(labels) if labels is not None else None
         self.labels_source = labels_source
+        # Lopsided splits: warned about at load, kept for whoever reports on the run.
+        self.data_warnings: list[str] = []
+        if self._labels is not None:
+            if spec.task_shape == "classification":
+                check_targets_in_labels(self.name, self._tasks, self._labels, labels_source, origins or {})
+            self.data_warnings = split_mix_warnings(self.name, self._tasks, self._labels, seed=seed)
+            for line in self.data_warnings:
+                warnings.warn(line, BenchmarkWarning, stacklevel=2)
         self._hidden = {k: dict(v) for k, v in (hidden or {}).items()}
         self._example_extra = {k: dict(v) for k, v in (example_extra or {}).items()}
         # Where each source split's rows came from (files or hub id), e.g. for run.json.
@@ -79,11 +91,11 @@ class Benchmark:
     @classmethod
     def from_spec(cls, spec: BenchmarkSpec, *, data: str | Path | None = None, seed: int = 0) -> Benchmark:
         loaded = load_rows(spec, data)
-        tasks, hidden, ex_extra = build_tasks(spec, loaded, seed)
+        tasks, hidden, ex_extra, origins = build_tasks(spec, loaded, seed)
         labels, labels_source = label_set(spec, loaded, tasks)
         return cls(
             spec, tasks, labels=labels, hidden=hidden, example_extra=ex_extra, seed=seed,
-            source=loaded.where, labels_source=labels_source,
+            source=loaded.where, labels_source=labels_source, origins=origins,
         )
 
     @classmethod
@@ -106,6 +118,8 @@ class Benchmark:
         shuffle); missing ids become ``<name>-<split>-<index:05d>``. ``hidden`` maps task ids to
         scorer-only fields. With the ``label`` scorer and no ``labels``, the set of targets is used."""
 
+        origins: dict[str, str] = {}
+
         def convert(split: str, items: Iterable[Any]) -> list[LabelledTask]:
             out = []
             for i, item in enumerate(items):
@@ -121,6 +135,7 @@ class Benchmark:
                     out.append(LabelledTask.model_validate(d))
                 except ValidationError as exc:
                     raise BenchmarkError(f"from_records({name!r}): {split}[{i}] is invalid ({one_line(exc, 200)})") from None
+                origins[d["id"]] = f"from_records item {split}[{i}]"
             return out
 
         tasks = {"train": convert("train", train), "search": convert("search", search), "test": convert("test", test)}
@@ -134,7 +149,7 @@ class Benchmark:
             labels = sorted({t.target for ts in tasks.values() for t in ts})
         return cls(
             spec, tasks, labels=labels, hidden=hidden, scorer=scorer,  # type: ignore[arg-type]
-            scorer_params=scorer_params, labels_source="given" if labels else "none",
+            scorer_params=scorer_params, labels_source="given" if labels else "none", origins=origins,
         )
 
     # ---------------------------------------------------------------- access

@@ -104,11 +104,15 @@ def _load_files(files: dict[str, list[Path]], declared_format: str | None, out: 
         # name here, since a source split may be called anything, even datasets' reserved "all".
         try:
             ds = _quiet(lambda: datasets.load_dataset(builder, data_files={"train": [str(p) for p in paths]}, split="train", **kwargs))
+            out.columns[split] = ds.to_dict()  # inside: pyarrow decodes text lazily, bad bytes fail here
         except BenchmarkError:
             raise
         except Exception as exc:  # noqa: BLE001 - any parser error becomes one line naming the file
+            # datasets' own errors rarely say where; find the first bad line ourselves.
+            found = next(((p, why) for p in paths if (why := _first_problem(p, fmt))), None)
+            if found:
+                raise BenchmarkError(f"could not read {found[0]} as {fmt}: {found[1]}") from None
             raise BenchmarkError(f"could not read {out.where[split]} as {fmt} ({one_line(exc)})") from None
-        out.columns[split] = ds.to_dict()
 
 
 def _string_features(path: Path, sep: str):
@@ -122,10 +126,57 @@ def _string_features(path: Path, sep: str):
         with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:  # type: ignore[operator]
             header = next(csv.reader(fh, delimiter=sep), [])
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise BenchmarkError(f"could not read the header of {path} ({one_line(exc)})") from None
+        why = _first_problem(path, "csv") or one_line(exc)
+        raise BenchmarkError(f"could not read {path} as csv: {why}") from None
     if not header:
         raise BenchmarkError(f"{path} is empty; a CSV needs a header row")
     return Features({name: Value("string") for name in header})
+
+
+def _first_problem(path: Path, fmt: str) -> str | None:
+    """Where and why `path` does not parse as `fmt`, as "line N: cause; fix", or None if it does."""
+    import csv
+    import gzip
+    import io
+    import json
+
+    try:
+        raw = gzip.open(path).read() if path.suffix.lower() == ".gz" else path.read_bytes()
+    except OSError as exc:
+        return one_line(exc)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return (f"line {line} is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                "re-save the file as UTF-8")
+    if fmt == "jsonl":
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                return f"line {n} is not valid JSON ({exc}); fix or remove that line"
+            if not isinstance(row, dict):
+                return f"line {n} is a JSON {type(row).__name__}, not an object; each line must be one {{...}} row"
+    elif fmt == "json":
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            return f"not valid JSON ({exc}); fix the file"
+    elif fmt == "csv":
+        sep = "\t" if ".tsv" in path.name.lower() else ","
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+        try:
+            header = next(reader, [])
+            for row in reader:
+                if row and len(row) != len(header):
+                    return (f"line {reader.line_num} has {len(row)} fields but the header has {len(header)}; "
+                            "quote cells that contain the separator or fix the row")
+        except csv.Error as exc:
+            return f"line {reader.line_num}: {exc}; fix that line"
+    return None
 
 
 def _load_hub(spec: BenchmarkSpec, out: LoadedRows) -> None:

@@ -47,11 +47,19 @@ class _Field:
     def __call__(self, row: Mapping[str, Any]) -> str:
         if self.kind == "column":
             v = row[self.expr]
+            if isinstance(v, (list, dict)):
+                raise _CellError(f"column {self.expr!r} (fields.{self.role}) holds a {type(v).__name__}, not text; "
+                                 f"render it with a template (fields.{self.role} = \"{{{{ {self.expr} | join(', ') }}}}\") "
+                                 "or fix the data")
             return "" if v is None else str(v)
         vals = {c: ("" if row.get(c) is None else row[c]) for c in self.columns}
         if self.kind == "jinja":
             return self._tpl.render(**vals)
         return self.expr.format(**vals)
+
+
+class _CellError(ValueError):
+    """A cell that cannot become a task field; build_tasks adds the row and file."""
 
 
 def _safe_id(raw: Any) -> str:
@@ -88,6 +96,8 @@ def _carve(spec: BenchmarkSpec, sizes: dict[str, int], seed: int) -> dict[SplitN
 
 
 def build_tasks(spec: BenchmarkSpec, loaded: LoadedRows, seed: int):
+    """(tasks per split, hidden fields, example-only fields, origins) where origins maps each
+    task id to "row N of FILE" for messages."""
     f = spec.fields
     inp, tgt = _Field(f.input, "input"), _Field(f.target, "target")
     roles: list[tuple[str, str]] = [(c, "fields.input") for c in inp.columns] + [(c, "fields.target") for c in tgt.columns]
@@ -111,20 +121,36 @@ def build_tasks(spec: BenchmarkSpec, loaded: LoadedRows, seed: int):
     hidden: dict[str, dict[str, Any]] = {}
     ex_extra: dict[str, dict[str, Any]] = {}
     seen: dict[str, str] = {}
+    origins: dict[str, str] = {}
+    spec_name = spec.path.name if spec.path else spec.name
     for split in SPLITS:
         out: list[LabelledTask] = []
         for source, i in plan[split]:
             cols = loaded.columns[source]
             row = {c: v[i] for c, v in cols.items()}
-            target = tgt(row)
-            if regex is not None:
+            where = f"row {i} of {loaded.where.get(source, source)}"
+            try:
+                text, target = inp(row), tgt(row)
+            except _CellError as exc:
+                raise BenchmarkError(f"{where}: {exc}") from None
+            if regex is not None and target.strip():
                 m = regex.search(target)
                 if m is None:
                     raise BenchmarkError(
-                        f"fields.target_regex {f.target_regex!r} does not match row {i} of {loaded.where.get(source, source)} "
-                        f"(target text {target[-60:]!r}); fix the regex in {spec.path.name if spec.path else spec.name}"
+                        f"fields.target_regex {f.target_regex!r} does not match {where} "
+                        f"(target text {target[-60:]!r}); fix the regex in {spec_name}"
                     )
                 target = (m.group(1) if m.groups() else m.group(0)).strip()
+            for role, value, field in (("input", text, inp), ("target", target, tgt)):
+                if not value.strip():
+                    column = f"column {field.expr!r}, " if field.kind == "column" else ""
+                    raise BenchmarkError(
+                        f"empty {role} in {where} ({column}fields.{role}): a null or missing value; fill it in or "
+                        f"remove the row, or fix fields.{role} in {spec_name}"
+                    )
+            if f.id and isinstance(row[f.id], (list, dict)):
+                raise BenchmarkError(f"{where}: column {f.id!r} (fields.id) holds a {type(row[f.id]).__name__}, "
+                                     "not an id; point fields.id at a text column or drop it to generate ids")
             tid = _safe_id(row[f.id]) if f.id else f"{spec.name}-{source}-{i:05d}"
             if not tid:
                 raise BenchmarkError(f"empty id in column {f.id!r}, row {i} of {loaded.where.get(source, source)}")
@@ -134,13 +160,14 @@ def build_tasks(spec: BenchmarkSpec, loaded: LoadedRows, seed: int):
                     "ids must be unique: drop fields.id to generate them"
                 )
             seen[tid] = split
-            out.append(LabelledTask(id=tid, input=inp(row), target=target, extra={c: row[c] for c in f.extra}))
+            origins[tid] = where
+            out.append(LabelledTask(id=tid, input=text, target=target, extra={c: row[c] for c in f.extra}))
             if f.hidden:
                 hidden[tid] = {c: row[c] for c in f.hidden}
             if f.example_extra and split == "train":
                 ex_extra[tid] = {c: row[c] for c in f.example_extra}
         tasks[split] = out
-    return tasks, hidden, ex_extra
+    return tasks, hidden, ex_extra, origins
 
 
 def label_set(spec: BenchmarkSpec, loaded: LoadedRows, tasks: dict[SplitName, list[LabelledTask]]) -> tuple[list[str] | None, str]:

@@ -92,14 +92,15 @@ class Worker:
                     run = self._load_run(job["source"], job["path"])
                     index, labels = self.indexes[job["examples_key"]]
                     job_id = job["job_id"]
+                    task = TaskView(**job["task"])
                     ctx = HarnessContext(
                         model=job["model"],
                         labels=labels,
                         examples=index,
                         request=lambda op, args: self.request(job_id, op, args),
                         notify=lambda op, args: self.notify(job_id, op, args),
+                        task_id=task.id,
                     )
-                    task = TaskView(**job["task"])
                     answer = await asyncio.wait_for(_guarded(run(task, ctx)), timeout=job["timeout_s"])
                 finally:
                     retire = self.baseline.restore_and_check()
