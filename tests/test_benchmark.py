@@ -591,3 +591,11 @@ def test_shipped_classification_benchmarks_load_without_data_warnings(home, recw
 @needs_banking
 def test_banking77_loads_without_data_warnings():
     assert load_benchmark("banking77", data=DATA / "banking77").data_warnings == []
+
+
+def test_a_spec_in_the_old_benchmarks_folder_is_pointed_to_the_new_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "mine.toml").write_text('name = "mine"\n')
+    with pytest.raises(BenchmarkError, match=r"looked up in ./benchmark_specs/, not ./benchmarks/; move mine.toml"):
+        load_benchmark("mine")

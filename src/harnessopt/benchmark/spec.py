@@ -222,6 +222,10 @@ def resolve_spec_path(name_or_path: str | Path) -> Path:
         cand = d / f"{text}.toml"
         if cand.is_file():
             return cand
+    old_place = Path.cwd() / "benchmarks" / f"{text}.toml"
+    if old_place.is_file():  # the folder's name before it was benchmark_specs/
+        raise BenchmarkError(f"unknown benchmark {text!r}: specs are looked up in ./{SPECS_DIR}/, not ./benchmarks/; "
+                             f"move {old_place.name} there or pass the path benchmarks/{old_place.name}")
     raise BenchmarkError(
         f"unknown benchmark {text!r}; known: {', '.join(known_benchmarks()) or '(none)'} "
         "(or pass a path to a .toml spec)"

@@ -1,9 +1,9 @@
 """The far side of the process boundary: code that runs inside a sandboxed process.
 
 Everything in this package runs in a worker (``python -m harnessopt.worker``) or in a child of
-``harnessopt.sandbox.run_python``; the parent imports only `ipc` (the wire) and the `context`
-types from here. A worker imports nothing of harnessopt beyond this package, `records` and
-`examples`: no litellm, no datasets, so it starts in well under a second and holds no secrets.
+``harnessopt.sandbox.run_python``; the parent imports only `ipc` (the wire) from here. A worker
+imports nothing of harnessopt beyond this package, `records` and `examples`: no litellm, no
+datasets, so it starts in well under a second and holds no secrets.
 
     __main__.py   worker entry point: limits, guard, then serve rollouts
     loop.py       the worker's message loop; runs one rollout at a time
