@@ -185,9 +185,14 @@ def recipe_literal(recipe: Recipe) -> str:
 
 
 def _names_in_order(code: str) -> list[str]:
-    """The names `code` reads, in order of first appearance."""
-    nodes = [n for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name)]
-    return list(dict.fromkeys(n.id for n in sorted(nodes, key=lambda n: (n.lineno, n.col_offset))))
+    """The global names `code` reads, in order of first appearance (a function's own parameters
+    and locals are not uses of the blocks that share their names)."""
+    nodes = list(ast.walk(ast.parse(code)))
+    local = {n.arg for n in nodes if isinstance(n, ast.arg)}
+    local |= {n.id for n in nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    reads = [n for n in nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
+    reads.sort(key=lambda n: (n.lineno, n.col_offset))
+    return list(dict.fromkeys(n.id for n in reads if n.id not in local))
 
 
 def _reachable(root: str, blocks: dict[str, str]) -> list[str]:
