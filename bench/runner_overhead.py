@@ -10,10 +10,10 @@ import argparse
 import asyncio
 import time
 
-from harnessopt.context import HarnessContext, TaskView
 from harnessopt.examples import ExampleIndex
 from harnessopt.records import Example, ModelCall, Task, ToolCall
 from harnessopt.runner import LocalProcessExecutor, RolloutJob
+from harnessopt.worker.context import HarnessContext, TaskView
 
 HARNESS = '''
 async def run(task, ctx):

@@ -462,7 +462,7 @@ def test_hub_path_maps_classlabel_and_renames(monkeypatch, tmp_path):
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
     monkeypatch.chdir(tmp_path)
-    spec = Path(__file__).resolve().parents[1] / "benchmarks" / "banking77.toml"
+    spec = Path(__file__).resolve().parents[1] / "benchmark_specs" / "banking77.toml"
     text = spec.read_text().replace("n = 200", "n = 4")
     (tmp_path / "b77.toml").write_text(text)
     b = load_benchmark(tmp_path / "b77.toml")
@@ -470,3 +470,132 @@ def test_hub_path_maps_classlabel_and_renames(monkeypatch, tmp_path):
     assert [len(b.tasks(s)) for s in ("train", "search", "test")] == [8, 4, 2]
     assert sorted(t.target for t in b.tasks("test")) == ["card_arrival", "exchange_rate"]
     assert b.labels == names and b.labels_source == "hub class names"
+
+
+# --------------------------------------------------------------------------- silent data problems fail or warn at load
+
+CLS_SPEC = """\
+name = "cls"
+task_shape = "classification"
+{labels}
+[source]
+data_dir = "data"
+files = {{ train = "train.{ext}", test = "test.{ext}" }}
+[fields]
+input = "text"
+target = "label"
+[splits]
+train = "train"
+search = {{ from = "train", n = 2 }}
+test = "test"
+"""
+
+
+def write_cls(tmp_path: Path, train, test, *, ext: str = "jsonl", labels: str = "") -> Path:
+    (tmp_path / "data").mkdir(exist_ok=True)
+    for name, rows in (("train", train), ("test", test)):
+        path = tmp_path / "data" / f"{name}.{ext}"
+        if isinstance(rows, (str, bytes)):
+            path.write_bytes(rows if isinstance(rows, bytes) else rows.encode())
+        else:
+            write_jsonl(path, rows)
+    return write_spec(tmp_path, CLS_SPEC.format(labels=labels, ext=ext), "cls.toml")
+
+
+def rows(label: str, n: int = 4, start: int = 0):
+    return [{"text": f"{label} text {i}", "label": label} for i in range(start, start + n)]
+
+
+def test_a_test_label_missing_from_the_train_targets_fails_naming_label_and_file(tmp_path):
+    spec = write_cls(tmp_path, rows("positive"), rows("negative", 2))
+    with pytest.raises(BenchmarkError) as err:
+        load_benchmark(spec)
+    msg = str(err.value)
+    assert "label 'negative'" in msg and "test split" in msg and "test.jsonl" in msg and "row " in msg
+    assert "labels file" in msg and "\n" not in msg
+
+
+def test_a_test_label_missing_from_the_labels_file_fails_naming_the_file(tmp_path):
+    spec = write_cls(tmp_path, rows("positive") + rows("negative"), rows("neutral", 2) + rows("positive", 2),
+                     labels='[labels]\nfile = "categories.json"')
+    (tmp_path / "data" / "categories.json").write_text('["positive", "negative"]')
+    with pytest.raises(BenchmarkError, match=r"label 'neutral' \(test split, row \d of .*test.jsonl\).*add it to categories.json"):
+        load_benchmark(spec)
+    (tmp_path / "data" / "categories.json").write_text('["positive", "negative", "neutral"]')
+    assert load_benchmark(spec).labels == ["positive", "negative", "neutral"]
+
+
+def test_given_labels_must_cover_every_target_of_a_classification_benchmark():
+    with pytest.raises(BenchmarkError, match=r"label 'negative' \(test split, from_records item test\[0\]\)"):
+        Benchmark.from_records("pn", train=[{"input": "good", "target": "positive"}],
+                               test=[{"input": "bad", "target": "negative"}], task_shape="classification",
+                               labels=["positive"])
+
+
+@pytest.mark.parametrize("train, ext, expected", [
+    ("text,label\nhello,a\nworld,\nfoo,b\n", "csv", r"empty target in row 1 of .*train.csv \(column 'label', fields.target\)"),
+    ([{"text": "hello", "label": "a"}, {"text": "world"}, {"text": "foo", "label": "b"}], "jsonl",
+     r"empty target in row 1 of .*train.jsonl \(column 'label', fields.target\): a null or missing value"),
+    ([{"text": "hello", "label": "a"}, {"text": "", "label": "b"}], "jsonl", r"empty input in row 1 of .*train.jsonl"),
+])
+def test_empty_targets_and_inputs_fail_at_load_in_any_split(tmp_path, train, ext, expected):
+    test = "text,label\nx,a\ny,b\n" if ext == "csv" else rows("a", 2) + rows("b", 2)
+    with pytest.raises(BenchmarkError, match=expected):
+        load_benchmark(write_cls(tmp_path, train, test, ext=ext))
+
+
+@pytest.mark.parametrize("train, ext, expected", [
+    ('{"text": "a", "label": "x"}\n{"text": "b", "label": "y"\n', "jsonl",
+     r"could not read .*train.jsonl as jsonl: line 2 is not valid JSON"),
+    ('{"text": "a", "label": "x"}\n["b", "y"]\n', "jsonl", r"line 2 is a JSON list, not an object"),
+    ("text,label\na,x\nb,y,z\n", "csv", r"could not read .*train.csv as csv: line 3 has 3 fields but the header has 2"),
+    (b"text,label\na,x\nb\xe9,y\n", "csv", r"train.csv as csv: line 3 is not UTF-8 \(byte 0xe9.*re-save the file as UTF-8"),
+    (b'{"text": "a", "label": "x"}\n{"text": "b\xe9", "label": "y"}\n', "jsonl", r"train.jsonl as jsonl: line 2 is not UTF-8"),
+    ([{"text": "a", "label": "x"}, {"text": ["b", "c"], "label": "y"}], "jsonl",
+     r"row 1 of .*train.jsonl: column 'text' \(fields.input\) holds a list, not text; render it with a template"),
+    ([{"text": "a", "label": "x"}, {"text": "b", "label": {"y": 1}}], "jsonl", r"column 'label' \(fields.target\) holds a dict"),
+])
+def test_parse_errors_and_structured_cells_name_the_file_and_line(tmp_path, train, ext, expected):
+    test = "text,label\nq,x\n" if ext == "csv" else [{"text": "q", "label": "x"}]
+    with pytest.raises(BenchmarkError, match=expected) as err:
+        load_benchmark(write_cls(tmp_path, train, test, ext=ext))
+    assert "\n" not in str(err.value)
+
+
+def test_a_lopsided_search_split_warns_at_load(home):
+    from harnessopt.benchmark.checks import BenchmarkWarning
+
+    by_label = sorted(home.tasks("train"), key=lambda t: t.target)  # a train file sorted by label, sliced
+    with pytest.warns(BenchmarkWarning, match=r"the search split has 2 of 12 labels in 60 tasks.*sorted by label"):
+        b = Benchmark.from_records("sorted", train=by_label[60:], search=by_label[:60], test=home.tasks("test"),
+                                   scorer="label", task_shape="classification", labels=home.labels)
+    assert len(b.data_warnings) == 1
+    # every label present, but one of them is half the split
+    shuffled = home.tasks("train")
+    skewed = [t for t in shuffled if t.target == home.labels[0]][:30] + [t for t in shuffled if t.target != home.labels[0]][:30]
+    rest = [t for t in shuffled if t not in skewed]
+    with pytest.warns(BenchmarkWarning, match=rf"search split's label mix differs sharply.*'{home.labels[0]}' is 50% of search"):
+        Benchmark.from_records("skewed", train=rest, search=skewed, test=home.tasks("test"), scorer="label",
+                               task_shape="classification", labels=home.labels)
+
+
+def test_shipped_classification_benchmarks_load_without_data_warnings(home, recwarn):
+    assert home.data_warnings == []
+    fresh = load_benchmark("home_intents", seed=3)
+    assert fresh.data_warnings == [] and not [w for w in recwarn if "benchmark" in str(w.message)]
+    mixed = Benchmark.from_records("mixed", train=home.tasks("train"), search=home.tasks("search"),
+                                   test=home.tasks("test"), scorer="label", task_shape="classification")
+    assert mixed.data_warnings == []
+
+
+@needs_banking
+def test_banking77_loads_without_data_warnings():
+    assert load_benchmark("banking77", data=DATA / "banking77").data_warnings == []
+
+
+def test_a_spec_in_the_old_benchmarks_folder_is_pointed_to_the_new_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "mine.toml").write_text('name = "mine"\n')
+    with pytest.raises(BenchmarkError, match=r"looked up in ./benchmark_specs/, not ./benchmarks/; move mine.toml"):
+        load_benchmark("mine")

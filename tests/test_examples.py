@@ -93,3 +93,18 @@ def test_scores_match_rank_bm25():
     for q in ["card arrive", "the rate the", "nothing here", "euros"]:
         ours, _ = idx._scores(tokenize(q))
         assert np.allclose(ours, idx._bm25.get_scores(tokenize(q)))
+
+
+def test_an_excluded_example_never_comes_back_and_the_rest_is_unchanged():
+    exs = [Example(id=f"e{i}", input=text, target=str(i)) for i, text in
+           enumerate(["turn on the lights", "turn on the lights now", "play some jazz", "set an alarm"])]
+    idx = ExampleIndex(exs)
+    assert [e.id for e in idx.similar("turn on the lights", k=2)] == ["e0", "e1"]
+    assert [e.id for e in idx.similar("turn on the lights", k=2, exclude_id="e0")] == ["e1", "e2"]
+    assert "e0" not in [e.id for e in idx.similar("turn on the lights", k=10, exclude_id="e0")]
+    assert len(idx.similar("x", k=10, exclude_id="e3")) == 3 and idx.size(exclude_id="e3") == 3
+    assert "e2" not in [e.id for e in idx.sample(4, seed=1, exclude_id="e2")]
+    assert [e.id for e in idx.all(exclude_id="e1")] == ["e0", "e2", "e3"]
+    # an id that is not a train example (a search or test task) changes nothing
+    assert idx.sample(3, seed=5, exclude_id="t9") == idx.sample(3, seed=5)
+    assert idx.similar("jazz lights", k=4, exclude_id="t9") == idx.similar("jazz lights", k=4)

@@ -179,7 +179,11 @@ def test_hand_written_harnesses_give_a_starting_recipe_from_their_code():
     assert not embedded and few.prompt_mode == "completion" and few.retrieval.k == 8
     assert few.retrieval.order == "best_last" and few.labels is not None
     naive, _ = recipe_for_source(shipped("banking77_naive.py"), "classification")
-    assert naive == default_recipe("classification") and naive.prompt_mode == "chat"
+    # the shape's default recipe, carrying the seed's own instruction instead of a generic one
+    assert naive.task_wording == ("What is the intent of this banking customer message? "
+                                  "Reply with the intent label only.")
+    assert naive.model_copy(update={"task_wording": None}) == default_recipe("classification")
+    assert naive.prompt_mode == "chat" and few.task_wording is None  # the few-shot seed has no instruction
     # applying a pattern to the hand-written few-shot harness keeps what it already did
     out = embedded_recipe(apply_pattern(shipped("banking77_fewshot.py"), "self_consistency", {}, "classification").source)
     assert out.retrieval.k == 8 and out.prompt_mode == "completion" and out.labels and out.vote
@@ -196,6 +200,68 @@ def test_generated_code_reads_like_a_harness():
     assert funcs[0] == "run" and "to_label" in funcs and "majority" not in funcs  # only what it uses
     assert "import harnessopt" not in src and "ctx.labels" in src
     assert max(len(line) for line in src.splitlines()) <= 130
+
+
+
+def _compositions(shape: str, seed_source: str, rounds: int = 12) -> list[str]:
+    """Generated harnesses for `shape`: each pattern alone, then random stacks with random params."""
+    rng = random.Random(11)
+    outs = [apply_pattern(seed_source, p.name, {}, shape).source for p in applicable(shape)]
+    for _ in range(rounds):
+        src = seed_source
+        for pattern in rng.sample(applicable(shape), rng.randint(2, 5)):
+            try:
+                src = apply_pattern(src, pattern.name, pattern.sample(rng, shape), shape).source
+            except PatternError:
+                pass
+        outs.append(src)
+    return outs
+
+
+@pytest.mark.parametrize("harness", ["home_intents_naive.py", "gsm8k_naive.py", "humaneval_naive.py",
+                                     "banking77_fewshot.py"])
+def test_generated_code_holds_only_what_it_uses(harness):
+    shape = SHIPPED[harness]
+    for src in _compositions(shape, shipped(harness)):
+        tree = ast.parse(src)
+        # names read anywhere, except a function's reads of its own parameters
+        loads = {n.id for f in tree.body for n in ast.walk(f) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+                 and not (isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.id in {a.arg for a in f.args.args})}
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                assert all(a.name in loads for a in node.names), f"unused import in:\n{src}"
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                assert node.name == "run" or node.name in loads, f"{node.name} is never called in:\n{src}"
+                body = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+                params = [a.arg for a in node.args.args] + ([node.args.kwarg.arg] if node.args.kwarg else [])
+                unused = [a for a in params if a not in body]
+                assert not unused, f"{node.name} never uses {unused} in:\n{src}"
+            elif isinstance(node, ast.Assign) and node.targets[0].id != "RECIPE":
+                assert node.targets[0].id in loads, f"{node.targets[0].id} is never used in:\n{src}"
+        assert "shots = []" not in src and ", {})" not in src
+        assert ("labels=ctx.labels or []" in src) == ("{{ labels" in src)  # passed only to a prompt that lists them
+
+
+def test_generated_file_reads_top_down_and_keeps_the_seeds_wording():
+    src = shipped("home_intents_naive.py")
+    for name in ("retrieval_fewshot", "label_constraint"):
+        src = apply_pattern(src, name, {}, "classification").source
+    tree = ast.parse(src)
+    statements = [n for n in tree.body if not isinstance(n, (ast.Import, ast.Expr))]
+    assert statements[0].targets[0].id == "TEMPLATE"  # the prompt first, then run(), RECIPE last
+    assert next(n for n in statements if isinstance(n, ast.AsyncFunctionDef)).name == "run"
+    assert statements[-1].targets[0].id == "RECIPE" and embedded_recipe(src).labels is not None
+    template = ast.literal_eval(statements[0].value)
+    assert template.startswith("Which intent does this smart-home voice command express? "
+                               "Answer with the intent name only.")
+    assert "Classify the text" not in src
+    # a math seed's wording is kept, with the answer format the generated code reads
+    math = apply_pattern(shipped("gsm8k_naive.py"), "tool_use", {}, "math").source
+    assert "Solve this math word problem. End with the final number. Write every calculation as" in math
+    assert 'End with a line "#### <number>".' in math and "final_number(" in math
+    # a seed without an instruction line (few-shot completion) keeps the generic one when chat asks for it
+    chat = apply_pattern(shipped("home_intents_fewshot.py"), "chat_mode", {}, "classification").source
+    assert "Classify the text into one of the labels." in chat
 
 
 # --------------------------------------------------------------------------- behaviour with a stub model

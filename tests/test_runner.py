@@ -137,3 +137,23 @@ def test_memory_bomb_fails_the_rollout():
     src = "async def run(task, ctx):\n    x = bytearray(8 * 1024 ** 3)\n    return 'no'\n"
     outs, _, _ = run_jobs([src])
     assert outs[0].status == "error" and outs[0].error.type == "MemoryError"
+
+
+def test_a_train_task_never_sees_its_own_example():
+    # `eval --split train`: the task is one of the train examples; ctx.examples must leave it out.
+    src = '''
+async def run(task, ctx):
+    seen = [e.id for e in ctx.examples.similar(task.input, k=5) + ctx.examples.sample(5) + ctx.examples.all()]
+    return ",".join(sorted(set(seen))) + "|" + str(len(ctx.examples))
+'''
+    async def go():
+        async with LocalProcessExecutor(1, kill_grace_s=1.0) as ex:
+            broker = StubBroker()
+            own = RolloutJob(**{**job(src).model_dump(), "task": Task(id="e1", input="turn on the lights")})
+            other = job(src, task_input="turn on the lights", job_id="j2")  # a test task: sees every example
+            return await ex.run(own, broker), await ex.run(other, broker)
+    own, other = asyncio.run(go())
+    assert own.status == "ok", own.error
+    assert own.answer == "e2|1"
+    assert other.answer == "e1,e2|2"
+    assert [t.result for t in own.tool_calls if t.name == "examples.similar"] == [["e2"]]

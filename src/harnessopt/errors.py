@@ -1,22 +1,21 @@
-"""The errors that mean "the user's input is wrong": the CLI prints them as one line, exit 2."""
+"""The errors that mean "the user's input is wrong": the CLI prints them as one line, exit 2.
+
+`UserError` sits at the bottom of the package (it imports nothing), so any module can raise a
+subclass of it and the CLI catches them all with one name, without knowing the modules.
+"""
 
 from __future__ import annotations
 
 
-class UsageError(ValueError):
+class UserError(Exception):
+    """Input the user can fix: a bad argument, file, spec or model name. The message is one line
+    that names what is wrong and how to fix it. (Not a ValueError itself: subclasses that were
+    ValueErrors stay ValueErrors, and code that catches ValueError catches no new errors.)"""
+
+
+class UsageError(UserError, ValueError):
     """A bad argument to a public function; the message names it and the fix."""
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from harnessopt.benchmark import BenchmarkError
-    from harnessopt.harness import HarnessError
-    from harnessopt.llm import PermanentLLMError
-    from harnessopt.store import StoreError
-
-    return (UsageError, HarnessError, BenchmarkError, StoreError, PermanentLLMError)
-
-
-def __getattr__(name: str):
-    if name == "USER_ERRORS":
-        return _user_errors()
-    raise AttributeError(name)
+# What the CLI catches as bad input (kept as a name: callers catch `USER_ERRORS`).
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError,)

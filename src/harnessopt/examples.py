@@ -46,6 +46,7 @@ class ExampleIndex:
 
     def __init__(self, examples: list[Example]) -> None:
         self._examples = list(examples)
+        self._position = {ex.id: i for i, ex in enumerate(self._examples)}
         docs = [tokenize(ex.input) for ex in self._examples]
         # BM25Okapi divides by the corpus size and average length: guard the degenerate cases.
         self._bm25 = _bm25_class()(docs) if docs and any(docs) else None
@@ -84,24 +85,38 @@ class ExampleIndex:
     def __iter__(self):
         return iter(self._examples)
 
-    def all(self) -> list[Example]:
-        return list(self._examples)
+    def _excluded(self, exclude_id: str | None) -> int | None:
+        """Position of the example to leave out (the task itself, when it is a train item)."""
+        return self._position.get(exclude_id) if exclude_id is not None else None
 
-    def similar(self, text: str, k: int = 8) -> list[Example]:
-        """The ``k`` examples most similar to ``text`` (best first; ``k`` capped at the size)."""
-        k = max(0, min(int(k), len(self._examples)))
+    def all(self, exclude_id: str | None = None) -> list[Example]:
+        skip = self._excluded(exclude_id)
+        return [ex for i, ex in enumerate(self._examples) if i != skip]
+
+    def size(self, exclude_id: str | None = None) -> int:
+        return len(self._examples) - (self._excluded(exclude_id) is not None)
+
+    def similar(self, text: str, k: int = 8, exclude_id: str | None = None) -> list[Example]:
+        """The ``k`` examples most similar to ``text`` (best first; ``k`` capped at the size),
+        never the one with id ``exclude_id``."""
+        skip = self._excluded(exclude_id)
+        k = max(0, min(int(k), self.size(exclude_id)))
         if k == 0:
             return []
         query = tokenize(text)
         if self._bm25 is None or not query:
-            return self._examples[:k]
+            return self.all(exclude_id)[:k]
         n = len(self._examples)
         scores, overlap = self._scores(query)
         # lexsort: last key is the primary one; it is a stable full sort, so ties end by index.
         order = np.lexsort((np.arange(n), -overlap, -scores))
+        if skip is not None:
+            order = order[order != skip]
         return [self._examples[int(i)] for i in order[:k]]
 
-    def sample(self, k: int, seed: int = 0) -> list[Example]:
-        """``k`` examples drawn without replacement by a seeded RNG (``k`` capped at the size)."""
-        k = max(0, min(int(k), len(self._examples)))
-        return random.Random(seed).sample(self._examples, k)
+    def sample(self, k: int, seed: int = 0, exclude_id: str | None = None) -> list[Example]:
+        """``k`` examples drawn without replacement by a seeded RNG (``k`` capped at the size),
+        never the one with id ``exclude_id``."""
+        pool = self.all(exclude_id)
+        k = max(0, min(int(k), len(pool)))
+        return random.Random(seed).sample(pool, k)

@@ -11,10 +11,11 @@ import ast
 import hashlib
 from pathlib import Path
 
+from harnessopt.errors import UserError
 from harnessopt.records import Record
 
 
-class HarnessError(ValueError):
+class HarnessError(UserError, ValueError):
     """A harness file that cannot be run; the message names file, line and the fix."""
 
 

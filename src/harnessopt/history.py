@@ -22,12 +22,13 @@ from pydantic import ValidationError
 
 from harnessopt import files
 from harnessopt.events import STOP_KINDS, Event, ResumeDiverged, parse_event, replay_identity
+from harnessopt.errors import UserError
 from harnessopt.ledger import LEDGER_HEADER, LedgerError, LedgerRow, format_row, parse_ledger
 
 LEDGER, EVENTS = "ledger.tsv", "events.jsonl"
 
 
-class StoreError(ValueError):
+class StoreError(UserError, ValueError):
     """A run directory that cannot be used as asked; the message names the file and the fix."""
 
 

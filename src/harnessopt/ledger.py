@@ -26,6 +26,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationError
 
+from harnessopt.errors import UserError
 from harnessopt.records import EvalResult, Record
 
 LedgerKind = Literal["full", "spot", "noise", "test", "eval", "meta"]
@@ -38,7 +39,7 @@ LEDGER_HEADER = "\t".join(LEDGER_COLUMNS) + "\n"
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 
-class LedgerError(ValueError):
+class LedgerError(UserError, ValueError):
     """A ledger line that cannot be read; the message names the file, the line and the fix."""
 
 

@@ -16,6 +16,7 @@ import re
 import time
 from typing import Any
 
+from harnessopt.errors import UserError
 from harnessopt.llm.registry import LOCAL_MODEL
 
 _litellm: Any = None
@@ -54,7 +55,7 @@ class LLMError(Exception):
         self.kind = kind  # provider error class name, e.g. "RateLimitError"
 
 
-class PermanentLLMError(LLMError):
+class PermanentLLMError(LLMError, UserError):
     """Retrying will not help: auth, unknown model, bad request, context too long."""
 
 

@@ -1,10 +1,11 @@
 """The harness recipe: a small typed description of a generated harness.
 
 Every harness the pattern library writes is rendered from a `Recipe` (see `render.py`) and
-carries that recipe as a `RECIPE = {...}` literal, so a later pattern starts from it: patterns
-compose by changing one part of the recipe and rendering the whole file again. A hand-written
-harness has no recipe; `recipe_for_source` then reads a best-effort starting recipe from its code
-(prompt mode, retrieval k and order, use of the label set) on top of the task shape's defaults.
+carries that recipe as a `RECIPE = {...}` literal at its end, so a later pattern starts from it:
+patterns compose by changing one part of the recipe and rendering the whole file again. A
+hand-written harness has no recipe; `recipe_for_source` then reads a best-effort starting recipe
+from its code (prompt mode, retrieval k and order, use of the label set, the wording of its
+instruction) on top of the task shape's defaults.
 
 Parts are optional: `None` means the harness does not do that thing.
 """
@@ -83,6 +84,9 @@ class Recipe(Part):
     task_shape: TaskShape
     prompt_mode: Literal["chat", "completion"] = "chat"
     instruction: bool = True
+    # The seed harness's own instruction (its prompt's text lines), kept instead of the shape's
+    # generic one so a generated harness still says what the task is about.
+    task_wording: str | None = Field(default=None, max_length=2000)
     max_tokens: int = Field(default=32, ge=1, le=2048)
     retrieval: Retrieval | None = None
     labels: LabelConstraint | None = None
@@ -133,13 +137,37 @@ def embedded_recipe(source: str) -> Recipe | None:
     return None
 
 
+_TASK_INPUT = re.compile(r"\{\{\s*task\.input\s*\}\}")
+_TEMPLATE_TAG = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
+_FIELD_LABEL = re.compile(r"[\w ()/-]{1,40}:")
+
+
+def seed_wording(source: str) -> str | None:
+    """The instruction of a hand-written harness: the text lines of its first prompt (a string that
+    renders `{{ task.input }}`), without template tags and bare field labels ("Message:")."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    prompts = [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+               and _TASK_INPUT.search(n.value)]
+    for node in sorted(prompts, key=lambda n: (n.lineno, n.col_offset)):
+        lines = [line.strip() for line in node.value.splitlines()]
+        kept = [line for line in lines if line and not _TEMPLATE_TAG.search(line) and not _FIELD_LABEL.fullmatch(line)]
+        wording = " ".join(kept)[:2000]
+        if wording:
+            return wording
+    return None
+
+
 _K = re.compile(r"examples\.similar\([^)]*?\bk\s*=\s*(\d+)|examples\.similar\([^,()]+,\s*(\d+)\s*\)")
 
 
 def inferred_recipe(source: str, task_shape: str) -> Recipe:
     """A best-effort recipe for a hand-written harness: the shape's defaults, plus what its code
-    plainly shows (completion vs chat calls, retrieval k and order, use of ctx.labels)."""
+    plainly shows (completion vs chat calls, retrieval k and order, use of ctx.labels, its wording)."""
     recipe = default_recipe(task_shape)
+    recipe.task_wording = seed_wording(source)
     if "ctx.complete(" in source and "ctx.chat(" not in source:
         recipe.prompt_mode = "completion"
         recipe.instruction = False

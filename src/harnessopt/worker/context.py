@@ -75,30 +75,31 @@ Notifier = Callable[[str, dict[str, Any]], None]
 
 
 class Examples(_ReadOnly):
-    """The labelled train split: for few-shot prompts and retrieval. Never search or test items."""
+    """The labelled train split: for few-shot prompts and retrieval. Never search or test items,
+    and never the task being run (when a train task is evaluated, its own example is left out)."""
 
-    __slots__ = ("_index", "_notify")
+    __slots__ = ("_index", "_notify", "_exclude")
 
-    def __init__(self, index: ExampleIndex, notify: Notifier):
-        self._init(_index=index, _notify=notify)
+    def __init__(self, index: ExampleIndex, notify: Notifier, exclude: str | None = None):
+        self._init(_index=index, _notify=notify, _exclude=exclude)
 
     def similar(self, text: str, k: int = 8) -> list[Example]:
         started = time.perf_counter()
-        found = self._index.similar(str(text), int(k))
+        found = self._index.similar(str(text), int(k), exclude_id=self._exclude)
         self._record("examples.similar", {"text": str(text)[:200], "k": k}, found, started)
         return found
 
     def sample(self, k: int = 8, seed: int = 0) -> list[Example]:
         started = time.perf_counter()
-        found = self._index.sample(int(k), seed=seed)
+        found = self._index.sample(int(k), seed=seed, exclude_id=self._exclude)
         self._record("examples.sample", {"k": k, "seed": seed}, found, started)
         return found
 
     def all(self) -> list[Example]:
-        return self._index.all()
+        return self._index.all(exclude_id=self._exclude)
 
     def __len__(self) -> int:
-        return len(self._index)
+        return self._index.size(exclude_id=self._exclude)
 
     def _record(self, name: str, args: dict, found: list[Example], started: float) -> None:
         self._notify(
@@ -125,9 +126,11 @@ class HarnessContext(_ReadOnly):
         examples: ExampleIndex,
         request: Requester,
         notify: Notifier,
+        task_id: str | None = None,
     ):
-        self._init(model=model, labels=list(labels) if labels else None, examples=Examples(examples, notify),
-                   _request=request, _notify=notify)
+        """`task_id`: the task being run; its own example (a train task's) is never shown."""
+        self._init(model=model, labels=list(labels) if labels else None,
+                   examples=Examples(examples, notify, exclude=task_id), _request=request, _notify=notify)
 
     async def chat(self, messages: list[dict[str, Any]], **params: Any) -> str:
         """Chat completion. `messages` are {"role", "content"} dicts. Returns the reply text."""

@@ -3,8 +3,8 @@
 Written for harnessopt (not copied from any dataset). Deterministic: the same seed writes the same
 bytes. Standard library only. Usage:
 
-    python benchmarks/data/make_home_intents.py            # writes benchmarks/data/home_intents/
-    python benchmarks/data/make_home_intents.py --seed 7 --out /tmp/hi
+    python benchmark_specs/data/make_home_intents.py            # writes benchmark_specs/data/home_intents/
+    python benchmark_specs/data/make_home_intents.py --seed 7 --out /tmp/hi
 
 What makes it less than trivial:
 * confusable pairs share vocabulary: "turn off the music" (stop_music) vs "turn off the lamp"
