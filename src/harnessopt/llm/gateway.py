@@ -29,7 +29,6 @@ from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
-from harnessopt.errors import UserError
 from harnessopt.llm import local
 from harnessopt.llm.errors import (  # noqa: F401 - _llm and retry_after_s are re-exported for callers
     EmptyResponse,
