@@ -93,7 +93,7 @@ def section_speed(name: str) -> dict:
             "rss_mb": round(rss_mb())}
 
 
-def section_overhead(name: str, rounds: int = 3) -> dict:
+def section_overhead(name: str, rounds: int = 2) -> dict:
     """Same prompts, same settings: Gateway (executor thread, accounting) vs a bare Llama."""
     import llama_cpp
 
