@@ -385,7 +385,8 @@ def test_preflight_of_a_silent_api_base_gives_up_after_two_seconds():
         silent.listen()
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
         t0 = time.perf_counter()
-        with pytest.raises(PermanentLLMError, match=r"no server answers at .*/v1 \(no answer within 2 s\); start the server, or fix api_base"):
+        expected = r"no server answers at .*/v1 \(no answer within 2 s\); start the server, or fix api_base"
+        with pytest.raises(PermanentLLMError, match=expected):
             preflight_gateway(Gateway(api_base=url), "openai/my-model")
         assert time.perf_counter() - t0 < 5
 

@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from harnessopt.llm import LOCAL_MODEL, LOCAL_MODELS, Gateway, PermanentLLMError
-from harnessopt.llm import local
+from harnessopt.llm import LOCAL_MODEL, LOCAL_MODELS, Gateway, PermanentLLMError, local
 from harnessopt.llm.model_files import ensure_model_file, missing_parts
 from harnessopt.records import ModelParams
 
@@ -218,7 +217,8 @@ async def test_schema_and_gbnf_constraints_on_every_local_model(name, gw, reques
                              response_format={"type": "grammar", "grammar": gbnf})
     assert resp.text.split(" because ")[0] in ("yes", "no")
     with pytest.raises(PermanentLLMError, match="cannot compile the GBNF grammar"):
-        await gw.complete(name, "x", ModelParams(max_tokens=2), response_format={"type": "grammar", "grammar": "root ::= ("})
+        await gw.complete(name, "x", ModelParams(max_tokens=2),
+                          response_format={"type": "grammar", "grammar": "root ::= ("})
 
 
 @pytest.mark.parametrize("name", list(LOCAL_MODELS))

@@ -112,9 +112,9 @@ class LocalModel:
         self._grammars: dict[str, Any] = {}
         self._chat_formatter: Any = None
         if spec.chat_template == "gguf":
-            self._chat_formatter = self._gguf_chat_formatter(llama_cpp)
+            self._chat_formatter = self._gguf_chat_formatter()
 
-    def _gguf_chat_formatter(self, llama_cpp: Any) -> Any:
+    def _gguf_chat_formatter(self) -> Any:
         """The chat template stored in the GGUF, as llama-cpp-python's own chat handler renders it."""
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 

