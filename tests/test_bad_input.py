@@ -95,9 +95,9 @@ def test_bad_arguments(work, capsys, argv, expected):
 
 @pytest.mark.parametrize("setup, expected", [
     (None, ["--prompts-dir prompts: no such directory"]),
-    ({}, ["holds none of the meta prompt templates", "system.j2"]),
-    ({"system.j2": "{% if %}broken"}, ["system.j2:1: TemplateSyntaxError", "fix the template"]),
-    ({"iteration.j2": "{% include 'nowhere.j2' %}"}, ["iteration.j2", "TemplateNotFound", "nowhere.j2"]),
+    ({}, ["holds none of the meta prompt templates", "program.j2"]),
+    ({"program.j2": "{% if %}broken"}, ["program.j2:1: TemplateSyntaxError", "fix the template"]),
+    ({"brief.j2": "{% include 'nowhere.j2' %}"}, ["brief.j2", "TemplateNotFound", "nowhere.j2"]),
 ])
 def test_a_prompts_dir_that_would_be_ignored_or_fail_later(work, capsys, setup, expected):
     if setup is not None:

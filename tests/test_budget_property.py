@@ -26,7 +26,7 @@ from harnessopt.benchmark import Benchmark
 from harnessopt.budget import Budget
 from harnessopt.llm import TransientLLMError
 from harnessopt.llm.gateway import _llm
-from harnessopt.meta.agent import LLMProposer
+from harnessopt.meta.llm_proposer import LLMProposer
 from harnessopt.optimizer import OptimizeConfig, optimize_async
 from harnessopt.records import LLMResponse, RolloutError, Usage
 from harnessopt.runner import RolloutOutcome
@@ -74,29 +74,36 @@ class FaultyTaskModel:
 
 
 class CyclingMetaModel:
-    """A meta-agent that keeps writing, checking and evaluating candidates."""
+    """A meta-agent that keeps writing, screening and evaluating candidates: it proposes when asked
+    for a proposal and alternates screening and full evaluations when asked to choose."""
 
     def __init__(self, served: Served):
         self.served = served
         self.n = 0
+        self.made = 0
 
     def supports_tools(self, model):
         return False
 
     async def chat(self, model, messages, params=None, **_):
         self.n += 1
-        verb = "double" if self.n % 3 else "echo"
-        actions = [
-            {"action": "write_harness", "hypothesis": f"variant {self.n}",
-             "code": f'# variant {self.n}\nasync def run(task, ctx):\n    return (await ctx.complete("{verb} " + task.input)).strip()\n'},
-            {"action": "spot_check", "candidate": f"c{max(1, self.n // 3):04d}", "task_ids": ["search-1", "search-2"], "trials": 2},
-            {"action": "full_eval", "candidate": f"c{max(1, self.n // 3):04d}"},
-        ]
-        reply = actions[self.n % 3]
+        last = messages[-1]["content"]
+        deciding = "Proposals ready" in last or "Next: full_eval" in last
+        if not deciding:
+            self.made += 1
+            verb = "double" if self.made % 3 else "echo"
+            text = (json.dumps({"action": "write", "predicted": 0.1, "hypothesis": f"variant {self.made}"})
+                    + f'\n```python\n# variant {self.made}\nasync def run(task, ctx):\n'
+                      f'    return (await ctx.complete("{verb} " + task.input)).strip()\n```')
+        elif self.n % 2:
+            text = json.dumps({"action": "screen", "candidates": [f"c{self.made:04d}"],
+                               "task_ids": ["search-1", "search-2"], "trials": 2})
+        else:
+            text = json.dumps({"action": "full_eval", "candidate": f"c{self.made:04d}"})
         p_tok = len(json.dumps(messages)) // 4 + 1
         c_tok = min(params.max_tokens, 60)
         self.served.meta.add(Usage(calls=1, prompt_tokens=p_tok, completion_tokens=c_tok))
-        return LLMResponse(model=model, text=json.dumps(reply), prompt_tokens=p_tok, completion_tokens=c_tok)
+        return LLMResponse(model=model, text=text, prompt_tokens=p_tok, completion_tokens=c_tok)
 
 
 class InProcessExecutor:

@@ -32,15 +32,18 @@ HERE = Path(__file__).resolve().parent
 SEED = 'async def run(task, ctx):\n    return (await ctx.complete("echo " + task.input)).strip()\n'
 GOOD = 'async def run(task, ctx):\n    return (await ctx.complete("double " + task.input)).strip()\n'
 WORSE = 'async def run(task, ctx):\n    return "nothing"\n'
+def _write(code: str, hypothesis: str) -> str:
+    return json.dumps({"action": "write", "predicted": 0.5, "hypothesis": hypothesis}) + "\n```python\n" + code + "```"
+
+
 META_SCRIPT = {  # iteration -> the meta-agent's replies, step by step
-    1: [{"action": "overview"},
-        {"action": "write_harness", "code": GOOD, "hypothesis": "double instead of echo"},
-        {"action": "spot_check", "candidate": "c0001", "task_ids": ["search-1", "search-2"]},
+    1: [{"action": "read_harness", "candidate": "c0000"},
+        _write(GOOD, "double instead of echo"),
+        {"action": "screen", "candidates": ["c0001"], "task_ids": ["search-1", "search-2"]},
         {"action": "full_eval", "candidate": "c0001"},
-        {"action": "note", "text": "doubling fixed it"},
-        {"action": "finish"}],
+        {"action": "finish", "note": "doubling fixed it"}],
     2: [{"action": "list_failures", "candidate": "c0001"},
-        {"action": "write_harness", "code": WORSE, "hypothesis": "a constant"},
+        _write(WORSE, "a constant"),
         {"action": "full_eval", "candidate": "c0002"},
         {"action": "finish", "note": "constant is worse"}],
 }
@@ -64,7 +67,8 @@ def drive(root: str, call_log: str, resume: bool, kill_at_write: int | None, kil
     signal.signal(signal.SIGINT, signal.default_int_handler)
     from harnessopt.benchmark import Benchmark
     from harnessopt.budget import Budget
-    from harnessopt.meta.agent import LLMProposer
+    from harnessopt.meta.llm_proposer import LLMProposer
+    from harnessopt.meta.protocol import ProtocolSettings
     from harnessopt.optimizer import OptimizeConfig, optimize_async
     from harnessopt.records import LLMResponse
     from harnessopt.runner import LocalProcessExecutor
@@ -100,7 +104,8 @@ def drive(root: str, call_log: str, resume: bool, kill_at_write: int | None, kil
             _log_call(call_log, {"pid": os.getpid(), "kind": "meta", "it": it, "step": step, "key": key})
             script = META_SCRIPT.get(it, [])
             reply = script[step] if step < len(script) else {"action": "finish"}
-            return LLMResponse(model=model, text=json.dumps(reply), prompt_tokens=50, completion_tokens=10)
+            text = reply if isinstance(reply, str) else json.dumps(reply)
+            return LLMResponse(model=model, text=text, prompt_tokens=50, completion_tokens=10)
 
     writes = _arm_write_kill(kill_at_write or 0, kill_after)
 
@@ -109,7 +114,8 @@ def drive(root: str, call_log: str, resume: bool, kill_at_write: int | None, kil
                             timeout_s=20, concurrency=2, out=root)
     if not resume:
         Path(config.harness).write_text(SEED)
-    proposer = LLMProposer(MetaModel(), "local/meta-stub", temperature=0.0, max_tokens=200)
+    proposer = LLMProposer(MetaModel(), "local/meta-stub", temperature=0.0, max_tokens=200,
+                           settings=ProtocolSettings(proposals=1))
     print("READY", flush=True)
     result = asyncio.run(optimize_async(
         None if resume else config, resume=str(Path(root) / "run") if resume else None, proposer=proposer,

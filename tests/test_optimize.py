@@ -1,13 +1,15 @@
 """The optimize loop with scripted meta-agents and a stub task model (unit tests, no real LLM)."""
 
 import asyncio
+import json
 
 import pytest
 
 from harnessopt.benchmark import Benchmark
 from harnessopt.budget import Budget
 from harnessopt.errors import UsageError
-from harnessopt.meta.agent import LLMProposer
+from harnessopt.meta.llm_proposer import LLMProposer
+from harnessopt.meta.protocol import ProtocolSettings
 from harnessopt.optimizer import OptimizeConfig, optimize_async
 from harnessopt.store import RunStore
 from scripted import Crash, ScriptedMetaGateway, ScriptedProposer
@@ -202,6 +204,10 @@ def test_kill_and_resume_loses_nothing_and_pays_nothing_twice(tmp_path):
     assert (store.path / "notebook.md").read_text().count("worse") == 1
 
 
+def fenced(code: str, hypothesis: str = "double the number") -> str:
+    return json.dumps({"action": "write", "predicted": 0.5, "hypothesis": hypothesis}) + "\n```python\n" + code + "```"
+
+
 @pytest.mark.parametrize("mode, leaks", [("traces", True), ("summary", False), ("scores", False)])
 def test_feedback_modes_control_what_reaches_the_meta_model(tmp_path, mode, leaks):
     replies = [
@@ -209,12 +215,13 @@ def test_feedback_modes_control_what_reaches_the_meta_model(tmp_path, mode, leak
         {"action": "read_trace", "candidate": "c0000", "task_id": "search-1"},
         {"action": "read_trace", "candidate": "c0000", "task_id": "search-2"},
         {"action": "search_traces", "pattern": "ZEBRA"},
-        {"action": "overview"},
+        fenced(GOOD),
+        {"action": "full_eval", "candidate": "c0001"},
         {"action": "finish", "note": "done"},
     ]
     meta = ScriptedMetaGateway(replies)
     cfg = config(tmp_path, harness=NOISY, feedback=mode, budget=Budget(iterations=1, rollouts=400))
-    proposer = LLMProposer(meta, "scripted-meta")
+    proposer = LLMProposer(meta, "scripted-meta", settings=ProtocolSettings(proposals=1, inspect_steps=4))
     result, _ = run(cfg, proposer)
     sent = "\n".join(meta.prompts).replace(NOISY, "")  # the harness code itself may be shown
     assert len(meta.prompts) == len(replies)
@@ -227,42 +234,26 @@ def test_feedback_modes_control_what_reaches_the_meta_model(tmp_path, mode, leak
 
 
 def test_invalid_meta_output_gets_an_error_observation_and_the_loop_goes_on(tmp_path):
-    class Garbage(ScriptedMetaGateway):
-        async def chat(self, model, messages, params=None, **kw):
-            self.prompts.append(messages[-1]["content"])
-            from harnessopt.records import LLMResponse
-            text = ["not json at all", '{"action": "fly"}', '{"action": "finish"}'][len(self.prompts) - 1]
-            return LLMResponse(model=model, text=text, prompt_tokens=5, completion_tokens=5)
-
-    meta = Garbage([])
-    result, _ = run(config(tmp_path, budget=Budget(iterations=1, rollouts=400)), LLMProposer(meta, "m"))
-    assert meta.prompts[1].startswith("error: invalid action: no JSON object")
-    assert meta.prompts[2].startswith("error: invalid action:") and "fly" in meta.prompts[2] or "action" in meta.prompts[2]
-    assert result.champion_id == "c0000"
+    meta = ScriptedMetaGateway(["not json at all", '{"action": "fly"}', fenced(GOOD),
+                                {"action": "full_eval", "candidate": "c0001"}])
+    result, _ = run(config(tmp_path, budget=Budget(iterations=1, rollouts=400)),
+                    LLMProposer(meta, "m", settings=ProtocolSettings(proposals=1)))
+    assert "error: no JSON object in the reply" in meta.prompts[1]
+    assert "error: unknown action 'fly'; reply with one of: propose, write, edit" in meta.prompts[2]
+    assert result.champion_id == "c0001"
 
 
-def test_the_action_grammar_only_allows_known_candidate_and_search_task_ids(tmp_path):
-    """Under schema-constrained decoding a small meta model cannot invent ids: the id fields are
-    enums of the run's candidates (growing as candidates are written) and its search tasks."""
-    from harnessopt.meta import actions as A
-
-    meta = ScriptedMetaGateway([{"action": "write_harness", "code": GOOD, "hypothesis": "double"},
-                                {"action": "finish"}])
-    run(config(tmp_path, budget=Budget(iterations=1, rollouts=400)), LLMProposer(meta, "scripted-meta"))
-
-    def enum_of(request: dict, action: str, field: str) -> list[str]:
-        (schema,) = [s for s in request["response_format"]["schema"]["anyOf"]
-                     if s["properties"]["action"]["const"] == action]
-        prop = schema["properties"][field]
-        return prop.get("enum") or prop["items"]["enum"]
-
-    first, second = meta.kwargs
-    assert enum_of(first, "full_eval", "candidate") == ["c0000"]
-    assert enum_of(second, "full_eval", "candidate") == ["c0000", "c0001"]
-    assert enum_of(second, "apply_pattern", "parent") == ["c0000", "c0001"]
-    search_ids = enum_of(second, "spot_check", "task_ids")
-    assert len(search_ids) == N_SEARCH and all(i.startswith("search-") for i in search_ids)
-    assert enum_of(second, "read_trace", "task_id") == search_ids
-    # without ids (e.g. tool schemas for capable models) the fields stay free strings
-    plain = next(s for s in A.action_json_schema()["anyOf"] if s["properties"]["action"]["const"] == "full_eval")
-    assert plain["properties"]["candidate"] == {"type": "string"}
+def test_the_reply_grammar_only_allows_known_candidate_and_search_task_ids(tmp_path):
+    """Under grammar-constrained decoding a small meta model cannot invent ids: the id fields are
+    enums of the run's candidates (growing as candidates are made) and its search tasks, and a
+    decision can name only candidates that can run."""
+    broken = "async def run(task, ctx)\n    return 1\n"
+    meta = ScriptedMetaGateway([fenced(broken), fenced(GOOD), {"action": "full_eval", "candidate": "c0002"}])
+    run(config(tmp_path, budget=Budget(iterations=1, rollouts=400)),
+        LLMProposer(meta, "local/scripted-meta", settings=ProtocolSettings(proposals=1)))
+    grammars = [k["response_format"]["grammar"] for k in meta.kwargs]
+    assert all(k["response_format"]["type"] == "grammar" for k in meta.kwargs)
+    first, second, decide = grammars[:3]
+    assert '"\\"c0000\\""' in first and "c0001" not in first and "search-1" in first
+    assert "c0001" in second  # a broken candidate may be the parent of its repair
+    assert "c0002" in decide and "c0001" not in decide  # but it cannot be evaluated

@@ -10,7 +10,8 @@ from harnessopt.budget import Budget
 from harnessopt.cli import main
 from harnessopt.comparison import compare, make_grid
 from harnessopt.evaluation import evaluate_async
-from harnessopt.meta.agent import LLMProposer
+from harnessopt.meta.llm_proposer import LLMProposer
+from harnessopt.meta.protocol import ProtocolSettings
 from harnessopt.optimizer import OptimizeConfig, optimize_async
 from harnessopt.report import write_report
 from harnessopt.report.data import load_run
@@ -31,22 +32,25 @@ ONLY3 = ('async def run(task, ctx):\n    verb = "double " if task.input == "3" e
          '    return (await ctx.complete(verb + task.input)).strip()\n')
 
 
+def _write(code: str, hypothesis: str, **header) -> str:
+    return json.dumps({"action": "write", "predicted": 0.5, "hypothesis": hypothesis, **header}) + "\n```python\n" + code + "```"
+
+
 def meta_script():
-    """Promote ALMOST (0.9); spot ONLY3 on search-3 (looks better, full says worse: disagree);
-    spot GOOD on search-1,3 (better; full 1.0 > 0.9 says better: agree, too small to promote);
-    one more spot-check that no full evaluation follows."""
+    """Propose ALMOST, ONLY3 and GOOD (on ALMOST); promote ALMOST (0.9); screen ONLY3 on search-3
+    (looks better, full says worse: disagree); screen GOOD on search-1,3 (better; full 1.0 > 0.9 says
+    better: agree, too small to promote); one more screen that no full evaluation follows."""
     return [
-        {"action": "write_harness", "code": ALMOST, "hypothesis": "double instead of echo, except for 3"},
+        _write(ALMOST, "double instead of echo, except for 3"),
+        _write(ONLY3, "double only 3"),
+        _write(GOOD, "always double", parent="c0001"),
         {"action": "full_eval", "candidate": "c0001", "rationale": "clear fix: check it everywhere"},
-        {"action": "write_harness", "code": ONLY3, "hypothesis": "double only 3"},
-        {"action": "spot_check", "candidate": "c0002", "task_ids": ["search-3"], "rationale": "the task c0001 fails"},
+        {"action": "screen", "candidates": ["c0002"], "task_ids": ["search-3"], "rationale": "the task c0001 fails"},
         {"action": "full_eval", "candidate": "c0002"},
-        {"action": "write_harness", "code": GOOD, "hypothesis": "always double", "parent": "c0001"},
-        {"action": "spot_check", "candidate": "c0003", "task_ids": ["search-1", "search-3"]},
+        {"action": "screen", "candidates": ["c0003"], "task_ids": ["search-1", "search-3"]},
         {"action": "full_eval", "candidate": "c0003"},
-        {"action": "spot_check", "candidate": "c0003", "task_ids": ["search-5"]},
-        {"action": "note", "text": "always doubling fixes everything"},
-        {"action": "finish"},
+        {"action": "screen", "candidates": ["c0003"], "task_ids": ["search-5"]},
+        {"action": "finish", "note": "always doubling fixes everything"},
     ]
 
 
@@ -60,7 +64,8 @@ def make_experiment(tmp_path, *, seeds=2, broken=None):
         if entry.id == broken:
             return _Broken()
         if config.feedback == "traces":
-            return LLMProposer(ScriptedMetaGateway(meta_script()), "local/gemma-3-270m")
+            return LLMProposer(ScriptedMetaGateway(meta_script()), "local/gemma-3-270m",
+                               settings=ProtocolSettings(proposals=3))
         return ScriptedProposer([[]])
 
     return compare(spec, benchmark=arith_benchmark(), executor_factory=lambda e, c: InlineExecutor(),
@@ -146,13 +151,13 @@ def test_spot_checks_full_evals_and_their_agreement(experiment):
     assert second.tasks == ["search-1", "search-3"] and second.champion_on_tasks == 0.5
     assert second.spot_says_better and second.full_says_better and second.agree and not second.promoted
     assert third.full_score is None and third.agree is None
-    assert b.actions["spot_check"] == 3 and b.actions["write_harness"] == 3 and b.refused == 0
+    assert b.actions["screen"] == 3 and b.actions["write"] == 3 and b.refused == 0
     assert run.summary.champion_id == "c0001" and run.summary.promoted == 1
     assert run.summary.rollouts_to_best == 30  # baseline 10 + noise 10 + the promoting full evaluation 10
-    # the meta-agent's spend is one ledger row per iteration: 11 scripted replies of 100 + 20 tokens
+    # the meta-agent's spend is one ledger row per iteration: 10 scripted replies of 100 + 20 tokens
     assert [(r.iter, r.tokens, r.note) for r in run.ledger if r.kind == "meta"] == [
-        (1, 11 * 120, "local/gemma-3-270m: 11 meta-model call(s)")]
-    assert run.summary.meta_tokens == 11 * 120
+        (1, 10 * 120, "local/gemma-3-270m: 10 meta-model call(s)")]
+    assert run.summary.meta_tokens == 10 * 120
 
 
 # --------------------------------------------------------------------------- experiment report

@@ -162,7 +162,7 @@ def check_prompts_dir(prompts_dir: str | None) -> None:
     from jinja2 import TemplateError
     from jinja2 import meta as jinja_meta
 
-    from harnessopt.meta.agent import PROMPTS_DIR, prompt_environment
+    from harnessopt.meta.llm_proposer import PROMPTS_DIR, prompt_environment
 
     folder = Path(prompts_dir)
     names = sorted(p.name for p in PROMPTS_DIR.glob("*.j2"))

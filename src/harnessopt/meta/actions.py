@@ -205,16 +205,6 @@ CANDIDATE_LIST_FIELDS = frozenset({"candidates"})
 MAX_TASK_ID_ENUM = 200  # beyond this the grammar grows large; ids are still checked by the workbench
 
 
-def action_json_schema(candidates: Sequence[str] = (), task_ids: Sequence[str] = ()) -> dict:
-    """One JSON schema accepting any action (for schema-constrained decoding).
-
-    Given the run's known candidate ids and search-split task ids, the id fields become enums of
-    them: a small model under a grammar then cannot invent ids (Gemma 270M spent most of its steps
-    on made-up ids such as '160' or a date before this), while a refusal still guards the rest.
-    """
-    return {"anyOf": [_flat_schema(t, id_enums(candidates, task_ids)) for t in ACTION_TYPES]}
-
-
 def id_enums(candidates: Sequence[str] = (), task_ids: Sequence[str] = ()) -> dict[str, dict]:
     """JSON-schema enums for the id fields, so a model under a grammar cannot invent ids."""
     enums: dict[str, dict] = {}
@@ -272,22 +262,3 @@ def _flat_schema(t: type[_Action], enums: dict[str, dict] | None = None) -> dict
     props["action"] = {"const": t.model_fields["action"].default}
     required = ["action"] + [n for n in schema.get("required", []) if n != "action"]
     return {"type": "object", "properties": props, "required": required, "additionalProperties": False}
-
-
-def tool_schemas() -> list[dict]:
-    """Native tool-calling schemas (OpenAI format), one tool per action."""
-    tools = []
-    for t in ACTION_TYPES:
-        flat = _flat_schema(t)
-        params = {k: v for k, v in flat.items()}
-        params["properties"] = {k: v for k, v in flat["properties"].items() if k != "action"}
-        params["required"] = [r for r in flat["required"] if r != "action"]
-        tools.append({
-            "type": "function",
-            "function": {
-                "name": t.model_fields["action"].default,
-                "description": (t.__doc__ or "").strip(),
-                "parameters": params,
-            },
-        })
-    return tools

@@ -37,7 +37,9 @@ PROMPTS_DIR = Path(__file__).parent / "prompts"
 PROGRAM_TEMPLATES = ("program.j2", "brief.j2", "decide.j2")
 HEADER_TOKENS = 160   # a header-only reply (propose by moves, screen, full_eval)
 CODE_TOKENS = 1400    # room for a whole harness file after a write/edit header
-DECIDE_STEPS = 3      # evaluation choices per iteration (policy `meta`)
+DECIDE_MIN, DECIDE_MAX = 2, 8  # evaluation-choice replies per iteration (policy `meta`)
+UNUSABLE_LIMIT = 4    # unusable replies in a row end the proposal phase
+MAX_CODE_CHARS = 60_000  # a proposed file longer than this is refused
 
 
 def prompt_environment(templates_dir: str | Path | None = None) -> Environment:
@@ -104,19 +106,24 @@ class LLMProposer:
     async def propose(self, wb: Workbench, plan: IterationPlan) -> None:
         self._start(wb, plan)
         inspections, refused, repeated = 0, 0, False
-        steps = max(1, wb.budget.budget.meta_steps_per_iteration - (DECIDE_STEPS if self.settings.eval_policy == "meta" else 0))
+        steps = max(1, wb.budget.budget.meta_steps_per_iteration - (DECIDE_MIN if self.settings.eval_policy == "meta" else 0))
+        unusable = 0
         for _ in range(steps):
             if len(plan.runnable()) >= self.settings.proposals or wb.budget.exhausted():
+                break
+            if unusable >= UNUSABLE_LIMIT:
+                wb.event(E.MetaStopped(reason=f"{UNUSABLE_LIMIT} unusable replies in a row: no more proposals this iteration"))
                 break
             # After a repeat or two refusals in a row, menu picks only: the menu holds new, runnable
             # code only, so samples that keep collapsing onto one change move to untried moves.
             types = (A.Propose,) if refused >= 2 or repeated else (
                 A.PROPOSE_TYPES + (A.INSPECT_TYPES if inspections < self.settings.inspect_steps else ()))
-            hot = min(1.3, self.temperature + 0.3 * refused)
+            hot = min(1.3, self.temperature + 0.3 * (refused + unusable))
             reply, action = await self._ask(wb, plan, types, CODE_TOKENS, temperature=hot)
-            if action is None:
-                refused += 1
+            if action is None:  # unreadable: said so; counts toward the unusable limit, not a refusal
+                unusable += 1
                 continue
+            unusable = 0
             if isinstance(action, A.PROPOSE_TYPES):
                 observation, repeated = self._make(wb, plan, action, reply)
                 refused = refused + 1 if observation.startswith("refused") else 0
@@ -143,6 +150,9 @@ class LLMProposer:
                 source, moves, origin = reply.code, "", "write"
             else:
                 raise ReplyError("an edit header must be followed by SEARCH/REPLACE blocks in a fenced block")
+            if len(source) > MAX_CODE_CHARS:
+                raise ReplyError(f"the file is too long ({len(source):,} characters; at most {MAX_CODE_CHARS:,}): "
+                                 "propose a shorter harness")
             c = wb.propose(source, parent=parent.id, hypothesis=action.hypothesis, origin=origin, moves=moves,
                            predicted=action.predicted)
         except ActionError as exc:
@@ -180,7 +190,8 @@ class LLMProposer:
             full_cost=len(wb.search_tasks) * wb.trials, left=wb.budget.rollouts_left(),
         ))
         failures, acted = 0, False
-        for _ in range(DECIDE_STEPS):
+        left = wb.budget.budget.meta_steps_per_iteration - self._step
+        for _ in range(min(DECIDE_MAX, max(DECIDE_MIN, left))):
             if wb.budget.exhausted():
                 break
             types = A.DECIDE_TYPES if acted else (A.Screen, A.FullEval)  # no finish before a first choice
@@ -192,6 +203,8 @@ class LLMProposer:
                 continue
             if isinstance(action, A.Finish):
                 wb.event(E.EvaluationChosen(choice="finish", policy="meta", rationale=action.note or action.rationale))
+                if action.note:
+                    wb.add_note(action.note)
                 self._observe(wb, action, "iteration finished")
                 return True
             observation, ok = await self._evaluate(wb, action)
@@ -242,15 +255,19 @@ class LLMProposer:
         self._messages.append({"role": "assistant", "content": raw})
         try:
             reply = split_reply(raw)
-            action = A.parse_action(_lenient_json(reply.header))
-            if not isinstance(action, types):
-                allowed = ", ".join(t.model_fields["action"].default for t in types)
-                raise ReplyError(f"{action.action!r} is not available now; reply with one of: {allowed}"
-                                 + (" (finish comes after a proposal)" if isinstance(action, A.Finish) else ""))
+            header = _lenient_json(reply.header)
+            allowed = [t.model_fields["action"].default for t in types]
+            name = header.get("action") if isinstance(header, dict) else None
+            if name not in allowed:
+                what = f"{name!r} is not available now" if name in A.ACTION_NAMES + ["propose", "write", "edit", "screen"] \
+                    else f"unknown action {name!r}" if name else "the header has no \"action\""
+                raise ReplyError(f"{what}; reply with one of: {', '.join(allowed)}"
+                                 + (" (finish comes after a proposal)" if name == "finish" else ""))
+            action = A.parse_action(header)
         except (ReplyError, ValidationError, ValueError) as exc:
             error = _short_error(exc)
             wb.event(E.InvalidAction(step=self._step, error=error, raw=raw[:500]))
-            self._say(f"error: {error}")
+            self._say(f"error: {error}\n{wb.budget_line()}")
             self._save(wb)
             return Reply(header="{}"), None
         return reply, action
@@ -258,7 +275,7 @@ class LLMProposer:
     def _observe(self, wb: Workbench, action: A._Action, observation: str) -> None:
         wb.event(E.ActionTaken(step=self._step, action=action.action, rationale=getattr(action, "rationale", ""),
                                args=action.model_dump(exclude={"action", "rationale", "code"}), observation=observation[:400]))
-        self._say(observation)
+        self._say(observation if "[budget]" in observation else f"{observation}\n{wb.budget_line()}")
         self._save(wb)
 
     def _say(self, text: str) -> None:

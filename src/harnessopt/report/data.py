@@ -306,7 +306,7 @@ def _meta_behaviour(ledger: list[ReportRow], events: list[E.Event]) -> MetaBehav
     actions = [e for e in events if isinstance(e, E.ActionTaken)]
     mb.actions = dict(Counter(e.action for e in actions))
     mb.invalid_actions = sum(1 for e in events if isinstance(e, E.InvalidAction))
-    mb.refused = sum(1 for e in actions if e.action in ("spot_check", "full_eval") and e.observation.startswith("error:"))
+    mb.refused = sum(1 for e in actions if e.action in ("spot_check", "screen", "full_eval") and e.observation.startswith("error:"))
     # A spot-check writes its ledger row and then its event: the n-th of each belong together.
     facts = iter([e for e in events if isinstance(e, E.SpotChecked)])
     for i, row in enumerate(ledger):
