@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import subprocess
 import sys
 import threading
@@ -86,11 +85,12 @@ def section_speed(name: str) -> dict:
     fmt = {"type": "json_object", "schema": SCHEMA}
     model.grammar_for(local.constraint_of(fmt))  # compiled once, outside the timing
     grammar = [_one(model, p, fmt) for p in PROMPTS]
-    med = lambda rows, k: round(statistics.median(r[k] for r in rows), 1)  # noqa: E731
+    # Best of the samples: on a shared machine other processes only ever slow a sample down.
+    best = lambda rows, k: round(max(r[k] for r in rows), 1)  # noqa: E731
     return {"model": name, "verify_s": round(verify_s, 2), "load_s": round(model.load_s, 2),
-            "prompt_tokens": plain[0]["prompt_tokens"], "prompt_tok_s": med(plain + grammar, "prompt_tok_s"),
-            "gen_tok_s": med(plain, "gen_tok_s"), "gen_tok_s_json_schema": med(grammar, "gen_tok_s"),
-            "rss_mb": round(rss_mb())}
+            "prompt_tokens": plain[0]["prompt_tokens"], "prompt_tok_s": best(plain + grammar, "prompt_tok_s"),
+            "gen_tok_s": best(plain, "gen_tok_s"), "gen_tok_s_json_schema": best(grammar, "gen_tok_s"),
+            "completion_tokens": [r["completion_tokens"] for r in plain + grammar], "rss_mb": round(rss_mb())}
 
 
 def section_overhead(name: str, rounds: int = 2) -> dict:
@@ -126,19 +126,19 @@ def section_overhead(name: str, rounds: int = 2) -> dict:
             resp = await gw.complete(name, prompt, params)
         return resp.completion_tokens
 
-    times = {"raw": 0.0, "harnessopt": 0.0}
-    tokens = {"raw": 0, "harnessopt": 0}
+    # Per prompt, the best time of `rounds` tries of each path, tried alternately (a shared
+    # machine only ever slows a try down); throughput = all tokens / sum of best times.
+    best = {"raw": [float("inf")] * len(PROMPTS), "harnessopt": [float("inf")] * len(PROMPTS)}
+    tokens = {"raw": [0] * len(PROMPTS), "harnessopt": [0] * len(PROMPTS)}
     raw_call("warm up")
     asyncio.run(our_call("warm up"))
-    for _ in range(rounds):  # interleaved, so drift in machine load hits both alike
-        for prompt in PROMPTS:
-            t0 = time.perf_counter()
-            tokens["raw"] += raw_call(prompt)
-            times["raw"] += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            tokens["harnessopt"] += asyncio.run(our_call(prompt))
-            times["harnessopt"] += time.perf_counter() - t0
-    rate = {k: tokens[k] / times[k] for k in times}
+    for _ in range(rounds):
+        for i, prompt in enumerate(PROMPTS):
+            for path, call in (("raw", raw_call), ("harnessopt", lambda p: asyncio.run(our_call(p)))):
+                t0 = time.perf_counter()
+                tokens[path][i] = call(prompt)
+                best[path][i] = min(best[path][i], time.perf_counter() - t0)
+    rate = {k: sum(tokens[k]) / sum(best[k]) for k in best}
     return {"model": name, "raw_tok_s": round(rate["raw"], 2), "harnessopt_tok_s": round(rate["harnessopt"], 2),
             "ratio": round(rate["harnessopt"] / rate["raw"], 3), "tokens": tokens}
 
