@@ -126,7 +126,8 @@ class LLMProposer:
             unusable = 0
             if isinstance(action, A.PROPOSE_TYPES):
                 observation, repeated = self._make(wb, plan, action, reply)
-                refused = refused + 1 if observation.startswith("refused") else 0
+                failed = observation.startswith("refused") or "but it cannot run" in observation
+                refused = refused + 1 if failed else 0
             else:
                 inspections += 1
                 observation = await wb.execute(action)

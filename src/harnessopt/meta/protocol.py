@@ -116,11 +116,18 @@ async def ladder(wb: Workbench, plan: IterationPlan) -> None:
     """Spot-check every unscreened proposal on the same tasks; fully evaluate the best if it beats
     the champion on them (Meta-Harness's and OpenEvolve's fixed cascade)."""
     todo = [c for c in plan.runnable() if not c.spots and c.full_eval is None]
+    left = wb.budget.rollouts_left()
+    if left is not None:  # screen as many proposals as the budget allows, in proposal order
+        fit = max(0, left // max(1, len(plan.screen_task_ids)))
+        if fit < len(todo):
+            wb.event(E.EvaluationSkipped(candidates=[c.id for c in todo[fit:]],
+                                         reason=f"{left} rollouts left: not enough to screen them too"))
+            todo = todo[:fit]
     if todo:
         try:
             await wb.screen([c.id for c in todo], plan.screen_task_ids, 1,
                             rationale="ladder: screen every proposal on the same tasks")
-        except ActionError as exc:  # not enough rollouts for the screen: fall back to the cheapest proposal
+        except ActionError as exc:
             wb.event(E.EvaluationSkipped(candidates=[c.id for c in todo], reason=str(exc)))
             return
     screened = [c for c in plan.runnable() if c.spots and c.full_eval is None]
