@@ -8,7 +8,6 @@ import asyncio
 import json
 from pathlib import Path
 
-import pytest
 
 from harnessopt.benchmark import Benchmark
 from harnessopt.budget import Budget
@@ -168,19 +167,20 @@ def test_edits_that_target_the_test_split_or_the_scorer_are_refused(tmp_path):
         json.dumps({"action": "edit", "parent": "scorer", "predicted": 0, "hypothesis": "h"})
         + "\n```python\n<<<<<<< SEARCH\ndef\n=======\nx\n>>>>>>> REPLACE\n```",
         write("from harnessopt.scorers import exact\nasync def run(task, ctx):\n    return ''\n", hypothesis="rescore"),
+        {"action": "propose", "moves": [1], "predicted": 0.1, "hypothesis": "few-shot examples"},
         write("import importlib\nasync def run(task, ctx):\n    s = importlib.import_module('harnessopt.benchmark')\n"
               "    return str(s)\n", hypothesis="peek"),
-        {"action": "screen", "candidates": ["c0002"], "task_ids": ["test-50", "test-51"]},
-        {"action": "full_eval", "candidate": "c0002"},
+        {"action": "screen", "candidates": ["c0003"], "task_ids": ["test-50", "test-51"]},
+        {"action": "full_eval", "candidate": "c0003"},
         {"action": "finish"},
     ]
-    result, meta, store = run(tmp_path, replies)
+    result, meta, store = run(tmp_path, replies, settings=ProtocolSettings(proposals=2, inspect_steps=4))
     told = meta.prompts[1:]
     assert "held-out test split" in last_turn(told[0])
     assert "unknown candidate" in last_turn(told[1])
     assert "unknown candidate" in last_turn(told[2])
     assert "cannot run" in told[3] and "imports harnessopt.scorers" in told[3]
-    assert "held-out test split" in last_turn(told[5])
+    assert "held-out test split" in last_turn(told[6])
     # A dynamic import gets past the static check, but the harness still sees only its task and
     # ctx: the module it reaches is harnessopt's code in the worker, with no benchmark in it.
     assert result.champion_id == "c0000"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+
 import pytest
 
 from harnessopt.budget import Budget
@@ -21,10 +23,14 @@ def _value_for(flag) -> tuple[list[str], object]:
     info = field.model_fields[flag.path[-1]]
     if flag.is_bool:
         return [flag.name], not info.default
+    if typing.get_origin(info.annotation) is typing.Literal:  # a choice: another allowed value
+        value = next(v for v in typing.get_args(info.annotation) if v != info.default)
+        return [flag.name, str(value)], value
     kinds = set(getattr(info.annotation, "__args__", ())) | {info.annotation}
     if int in kinds:
         low = max([m.ge for m in info.metadata if getattr(m, "ge", None) is not None], default=0)
-        value = max(7, low + 1)
+        high = min([m.le for m in info.metadata if getattr(m, "le", None) is not None], default=10**9)
+        value = min(max(7, low + 1), high)
         return [flag.name, str(value)], value
     if float in kinds:
         return [flag.name, "0.5"], 0.5

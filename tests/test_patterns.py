@@ -424,15 +424,10 @@ def test_pattern_output_never_contains_task_ids_or_targets_humaneval():
 # --------------------------------------------------------------------------- meta-agent actions
 
 
-def test_apply_pattern_action_schema_is_small_and_names_are_an_enum():
-    schema = next(s for s in A.action_json_schema()["anyOf"] if s["properties"]["action"]["const"] == "apply_pattern")
-    assert schema["properties"]["name"]["enum"] == list(PATTERN_NAMES)
-    assert set(schema["required"]) == {"action", "name", "hypothesis"}
+def test_apply_pattern_action_names_are_an_enum():
     assert A.parse_action({"action": "apply_pattern", "name": "retrieval_fewshot", "hypothesis": "h"}).params == {}
     with pytest.raises(Exception):
         A.parse_action({"action": "apply_pattern", "name": "not_a_pattern", "hypothesis": "h"})
-    tools = {t["function"]["name"] for t in A.tool_schemas()}
-    assert {"list_patterns", "apply_pattern"} <= tools
 
 
 def arith_cls() -> Benchmark:

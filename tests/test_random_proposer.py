@@ -66,33 +66,35 @@ def test_meta_model_random_selects_the_random_proposer(tmp_path):
     assert isinstance(proposer, RandomProposer) and proposer.name == "random" and proposer.seed == 3
 
 
-def test_each_iteration_composes_patterns_on_the_champion_and_fully_evaluates_the_result(tmp_path):
-    result, gateway = run(config(tmp_path, iterations=5))
+def test_each_iteration_screens_its_menu_picks_and_fully_evaluates_only_a_screen_winner(tmp_path):
+    result, gateway = run(config(tmp_path, iterations=5), BaseModelStub())
     store = RunStore.open(result.run_dir)
     events = store.events()
-    champion, evaluated = "c0000", []
+    ledger = store.ledger()
+    seen = {store.candidate_meta("c0000").harness_hash}
     for it in range(1, 6):
         acts = [e for e in events if e.kind == "action" and e.iter == it]
-        names = [e.action for e in acts]
-        assert 1 <= names.count("apply_pattern") <= 3 and names == ["apply_pattern"] * (len(names) - 1) + ["full_eval"]
-        parents = [e.args["parent"] for e in acts[:-1]]
         made = [e.candidate for e in events if e.kind == "candidate" and e.iter == it]
-        assert parents == [champion] + made[:-1]  # first on the champion, then each on the previous
-        assert acts[-1].args["candidate"] == made[-1]
-        evaluated.append(made[-1])
-        promoted = [e.candidate for e in events if e.kind == "promoted" and e.iter == it]
-        champion = promoted[-1] if promoted else champion
-    metas = [store.candidate_meta(c) for c in evaluated]
-    assert all(m.origin.startswith("apply_pattern:") and "random search" in m.hypothesis for m in metas)
-    earlier = {store.candidate_meta("c0000").harness_hash}
-    for m in metas:  # no evaluated proposal repeats the code of an earlier candidate
-        assert m.harness_hash not in earlier
-        earlier |= {x.harness_hash for x in store.candidates() if x.id <= m.id}
-    ledger = store.ledger()
-    assert [r.kind for r in ledger if r.split == "search"] == ["full", "noise"] + ["full"] * 5
+        assert {e.action for e in acts} == {"propose"} and len(made) == 3  # three proposals per iteration
+        metas = [store.candidate_meta(c) for c in made]
+        assert all(m.origin == "propose" and m.hypothesis.startswith("random search: ") for m in metas)
+        assert not {m.harness_hash for m in metas} & seen  # no proposal repeats earlier code
+        seen |= {m.harness_hash for m in metas}
+        spots = [r for r in ledger if r.kind == "spot" and r.iter == it]
+        fulls = [r for r in ledger if r.kind == "full" and r.iter == it]
+        assert [r.candidate for r in spots] == made and len({tuple(e.task_ids) for e in events
+                                                              if e.kind == "spot_check" and e.iter == it}) == 1
+        facts = {e.candidate: e for e in events if e.kind == "spot_check" and e.iter == it}
+        best = max(spots, key=lambda r: r.score)
+        if fulls:  # the ladder: only the best screen, and only when it beat the champion on the same tasks
+            assert [r.candidate for r in fulls] == [best.candidate]
+            assert best.score > (facts[best.candidate].champion_score or 0.0)
+        else:
+            assert best.score <= (facts[best.candidate].champion_score or 0.0)
     assert result.spend.meta.calls == 0 and result.spend.rollouts <= 400
+    assert result.champion_test.score == 1.0  # the base-model stub's few-shot completion is found
     transcript = [json.loads(line) for line in (store.path / "meta" / "001.jsonl").read_text().splitlines()]
-    assert json.loads(transcript[1]["content"])["action"] == "apply_pattern" and "[budget]" in transcript[2]["content"]
+    assert json.loads(transcript[1]["content"])["action"] == "propose"
 
 
 def test_random_search_finds_the_few_shot_move_on_a_base_model_stub(tmp_path):
@@ -112,11 +114,14 @@ def test_same_seed_same_proposals_other_seed_other_proposals(tmp_path):
     assert a == b and a != c and len(a) >= 4
 
 
-def test_stops_proposing_when_a_full_evaluation_no_longer_fits(tmp_path):
-    # seed full + noise = 48 rollouts; 30 more leave room for one full evaluation (24), not two
-    result, gateway = run(config(tmp_path, iterations=4, rollouts=48 + 30))
+def test_screens_what_fits_and_skips_a_full_evaluation_that_does_not(tmp_path):
+    # seed full + noise = 48 rollouts; 30 more: a screen of 3 x 6 (18) leaves 12, short of a full
+    # evaluation's 18 new rollouts; the next iteration can screen only 2 proposals (12)
+    result, gateway = run(config(tmp_path, iterations=3, rollouts=48 + 30), BaseModelStub())
     store = RunStore.open(result.run_dir)
-    fulls = [r for r in store.ledger() if r.kind == "full"]
-    assert len(fulls) == 2 and result.spend.rollouts <= 78
-    stops = [e for e in store.events() if e.kind == "meta_stop"]
-    assert stops and "needs 24 rollouts" in stops[0].reason
+    ledger = store.ledger()
+    assert [(r.iter, r.charged) for r in ledger if r.kind == "spot"] == [(1, 6), (1, 6), (1, 6), (2, 6), (2, 6)]
+    assert not [r for r in ledger if r.kind == "full" and r.iter >= 1]
+    assert result.spend.rollouts == 78
+    skipped = [e.reason for e in store.events() if e.kind == "eval_skipped"]
+    assert any("full evaluation" in r for r in skipped) and any("not enough to screen" in r for r in skipped)
