@@ -157,7 +157,7 @@ def test_a_move_whose_code_was_already_tried_is_left_off_the_menu():
 
 
 def test_proposal_headers_require_a_hypothesis_and_a_prediction_and_enumerate_ids():
-    schema = A.header_schema(A.Propose, A.id_enums(["c0000", "c0001"], ["t1"]), menu_size=4)
+    schema = A.header_schema(A.Propose, A.id_enums(["c0000", "c0001"], ["t1"]), menu=[1, 2, 3, 4])
     assert schema["required"] == ["action", "moves", "predicted", "hypothesis"]
     assert schema["properties"]["moves"]["items"]["enum"] == [1, 2, 3, 4]
     assert schema["properties"]["parent"]["enum"] == ["c0000", "c0001"]
@@ -168,6 +168,6 @@ def test_the_reply_grammar_offers_exactly_the_allowed_headers_and_parses():
     llama_grammar = pytest.importorskip("llama_cpp.llama_grammar")
     from harnessopt.meta.grammar import reply_grammar
 
-    gbnf = reply_grammar(A.PROPOSE_TYPES, candidates=["c0000"], task_ids=["t1"], menu_size=3)
+    gbnf = reply_grammar(A.PROPOSE_TYPES, candidates=["c0000"], task_ids=["t1"], menu=[1, 2, 3])
     assert gbnf.startswith("root ::= propose-header | write-header fence | edit-header edit-fence")
     llama_grammar.LlamaGrammar.from_string(gbnf, verbose=False)  # parses as GBNF

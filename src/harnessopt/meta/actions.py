@@ -221,15 +221,15 @@ def id_enums(candidates: Sequence[str] = (), task_ids: Sequence[str] = ()) -> di
 HEADER_LIMITS = {"hypothesis": 240, "rationale": 160, "moves": 3, "candidates": 8, "task_ids": 12}
 
 
-def header_schema(t: type[_Action], enums: dict[str, dict] | None = None, menu_size: int = 0) -> dict:
+def header_schema(t: type[_Action], enums: dict[str, dict] | None = None, menu: Sequence[int] = ()) -> dict:
     """One header's JSON schema for constrained decoding; menu picks become an enum of menu numbers."""
     schema = _flat_schema(t, enums)
     props = dict(schema["properties"])
     rationale = props.pop("rationale", None)
     if rationale is not None and t in DECIDE_TYPES:  # the recorded reason for a spot-vs-full choice
         props["rationale"] = rationale
-    if "moves" in props and menu_size:
-        props["moves"] = {"type": "array", "items": {"type": "integer", "enum": list(range(1, menu_size + 1))}}
+    if "moves" in props and menu:
+        props["moves"] = {"type": "array", "items": {"type": "integer", "enum": list(menu)}}
     for name, limit in HEADER_LIMITS.items():  # short fields keep a small model from rambling to max_tokens
         if name in props:
             key = "maxItems" if props[name].get("type") == "array" else "maxLength"

@@ -76,7 +76,8 @@ class LLMProposer:
         self.env = prompt_environment(templates_dir)
         self.task_model = task_model
         self.tools_description = tools_description
-        self._messages: list[dict[str, Any]] = []
+        self._messages: list[dict[str, Any]] = []    # what the model is shown
+        self._transcript: list[dict[str, Any]] = []  # everything, for meta/<iter>.jsonl
         self._step = 0
 
     # ------------------------------------------------------------------ the iteration
@@ -101,6 +102,7 @@ class LLMProposer:
             proposals=s.proposals, labels=len(wb.benchmark.labels or []),
         )
         self._messages = [{"role": "system", "content": system}, {"role": "user", "content": brief}]
+        self._transcript = list(self._messages)
         self._step = 0
 
     async def propose(self, wb: Workbench, plan: IterationPlan) -> None:
@@ -128,6 +130,9 @@ class LLMProposer:
                 observation, repeated = self._make(wb, plan, action, reply)
                 failed = observation.startswith("refused") or "but it cannot run" in observation
                 refused = refused + 1 if failed else 0
+                if observation.startswith("refused"):
+                    self._forget_last_reply()
+                    observation = f"Your last reply ({_gist(action)}) was {observation}"
             else:
                 inspections += 1
                 observation = await wb.execute(action)
@@ -139,6 +144,7 @@ class LLMProposer:
         try:
             parent = wb.candidate(action.parent)
             if isinstance(action, A.Propose):
+                plan.check_moves(action.moves)
                 steps, source = compose(parent.source, plan.menu, action.moves, shape)
                 moves, origin = " + ".join(s.label() for s in steps), "propose"
             elif isinstance(action, A.Write):
@@ -165,6 +171,8 @@ class LLMProposer:
             plan.refusals.append(str(exc))
             return f"refused: {exc}" + (" Next: pick moves from the menu." if len(plan.refusals) >= 2 else ""), False
         plan.made.append(c)
+        if isinstance(action, A.Propose):
+            plan.used_moves |= set(action.moves)
         return self._made_text(wb, plan, c), False
 
     def _made_text(self, wb: Workbench, plan: IterationPlan, c: Candidate) -> str:
@@ -245,7 +253,7 @@ class LLMProposer:
             deciding = all(t in A.DECIDE_TYPES for t in types)
             ids = [c.id for c in wb.candidates.values() if c.harness is not None or not deciding]
             request.response_format = {"type": "grammar", "grammar": reply_grammar(
-                types, candidates=ids, task_ids=list(wb.search_ids), menu_size=len(plan.menu))}
+                types, candidates=ids, task_ids=list(wb.search_ids), menu=plan.open_moves() or [0])}
         cache = wb.store.meta_cache()
         try:
             response = await metered_call(self.gateway, request, meter=wb.budget, side="meta", cache=cache)
@@ -253,7 +261,8 @@ class LLMProposer:
             wb.event(E.MetaFailed(error=str(exc)))
             raise BudgetExceeded(f"meta model failed: {exc}") from None
         raw = response.text.strip()
-        self._messages.append({"role": "assistant", "content": raw})
+        for history in (self._messages, self._transcript):
+            history.append({"role": "assistant", "content": raw})
         try:
             reply = split_reply(raw)
             header = _lenient_json(reply.header)
@@ -281,13 +290,20 @@ class LLMProposer:
 
     def _say(self, text: str) -> None:
         """A user turn; text following another user turn joins it (roles keep alternating)."""
-        if self._messages and self._messages[-1]["role"] == "user":
-            self._messages[-1] = {"role": "user", "content": self._messages[-1]["content"] + "\n\n" + text}
-        else:
-            self._messages.append({"role": "user", "content": text})
+        for history in (self._messages, self._transcript):
+            if history and history[-1]["role"] == "user":
+                history[-1] = {"role": "user", "content": history[-1]["content"] + "\n\n" + text}
+            else:
+                history.append({"role": "user", "content": text})
+
+    def _forget_last_reply(self) -> None:
+        """Take a refused reply out of what the model is shown (the transcript keeps it): a small
+        model shown its own refused reply tends to send it again, word for word."""
+        if self._messages and self._messages[-1]["role"] == "assistant":
+            self._messages.pop()
 
     def _save(self, wb: Workbench) -> None:
-        wb.store.write_transcript(wb.state.iteration, self._messages)
+        wb.store.write_transcript(wb.state.iteration, self._transcript)
 
     def _fit(self) -> list[dict[str, Any]]:
         """System + brief + as many recent exchanges as fit; every message clipped to a quarter."""
@@ -332,6 +348,12 @@ def screen_table(results: list[tuple[Candidate, Any]]) -> str:
     lines = [f"screened on {len(spot.task_ids)} task(s) x {spot.trials}{vs}; spot-checks inform, only full_eval promotes:"]
     lines += [f"  {c.id} [{c.moves or c.meta.origin}]: {s.score:.2f}" for c, s in results]
     return "\n".join(lines)
+
+
+def _gist(action: A._Action) -> str:
+    if isinstance(action, A.Propose):
+        return f"propose moves {action.moves}" + (f" on {action.parent}" if action.parent else "")
+    return f"{action.action}" + (f" on {action.parent}" if action.parent else "")
 
 
 def _full_score(wb: Workbench, cid: str) -> str:

@@ -26,6 +26,7 @@ from harnessopt import events as E
 from harnessopt.budget import BudgetExceeded
 from harnessopt.meta.menu import Move, build_menu
 from harnessopt.meta.workbench import ActionError, Candidate, Workbench
+from harnessopt.patterns import PatternError
 from harnessopt.options import EvalPolicy
 from harnessopt.records import Record
 
@@ -47,6 +48,18 @@ class IterationPlan:
     screen_task_ids: list[str]
     made: list[Candidate] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
+    used_moves: set[int] = field(default_factory=set)  # menu numbers already in this iteration's proposals
+
+    def open_moves(self) -> list[int]:
+        """Menu numbers a next proposal may pick: each move once per iteration, so a batch of
+        proposals cannot collapse onto one move (building on a proposal goes through its id)."""
+        return [m.number for m in self.menu if m.number not in self.used_moves]
+
+    def check_moves(self, numbers: list[int]) -> None:
+        used = sorted(set(numbers) & self.used_moves)
+        if used:
+            raise PatternError(f"move(s) {', '.join(map(str, used))} are already in this iteration's proposals: pick "
+                               "other moves (or name that proposal as \"parent\" to build on it)")
 
     @property
     def wanted(self) -> int:

@@ -54,10 +54,11 @@ class RandomProposer:
         transcript = [{"role": "system", "content": f"random proposer, seed {self.seed}"}]
         shape = wb.benchmark.spec.task_shape
         for draw in range(1, self.max_draws + 1):
-            if len(plan.runnable()) >= self.settings.proposals or not plan.menu:
+            open_moves = plan.open_moves()
+            if len(plan.runnable()) >= self.settings.proposals or not open_moves:
                 break
             parent = self._rng.choice(stepping_stones(wb))
-            picks = self._rng.sample([m.number for m in plan.menu], self._rng.randint(1, min(self.max_patterns, len(plan.menu))))
+            picks = self._rng.sample(open_moves, self._rng.randint(1, min(self.max_patterns, len(open_moves))))
             header = {"action": "propose", "moves": picks, "parent": parent.id, "predicted": 0.0,
                       "hypothesis": f"random search, draw {draw}"}
             try:
@@ -69,6 +70,7 @@ class RandomProposer:
                 observation = f"refused: {exc}"
             else:
                 plan.made.append(c)
+                plan.used_moves |= set(picks)
                 observation = f"created {c.id} ({moves}, parent {parent.id})"
             wb.event(E.ActionTaken(step=draw, action="propose", rationale=str(header["hypothesis"]),
                                    args={k: v for k, v in header.items() if k != "action"}, observation=observation[:400]))
