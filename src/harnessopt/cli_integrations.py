@@ -62,8 +62,12 @@ def mlflow_log(args: argparse.Namespace, path: str) -> int:
         return 0
     from harnessopt.integrations.mlflow_tracking import log_to_mlflow, tracking_uri
 
+    from harnessopt.errors import USER_ERRORS
+
     try:
         run_id = log_to_mlflow(path, uri=args.mlflow or None)
+    except USER_ERRORS:
+        raise  # bad input (not an optimize run, ...): exit 2 like any other
     except Exception as exc:  # noqa: BLE001 - the run is done; say why tracking failed, in one line
         retry = f"harnessopt export {path} --mlflow {args.mlflow}".rstrip()
         print(f"harnessopt: error: mlflow: {_one_line(exc)[:300]}; the run is complete on disk; retry with: {retry}",
@@ -107,8 +111,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                          "[--file F | --endpoint URL], or harnessopt export DIR --mlflow [URI]")
     if not args.otel and (args.file or args.endpoint):
         raise UsageError("--file and --endpoint go with --otel")
-    if args.mlflow is not None:
-        mlflow_preflight(args)
+    if args.mlflow is not None:  # the directory is checked before the store is opened (or created)
         return mlflow_log(args, args.dir)
     from harnessopt.integrations.otel_export import ExportFailed, export_otel
 

@@ -23,6 +23,7 @@ key-shaped tokens (redaction.py).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -51,12 +52,18 @@ def mlflow_client(uri: str | None = None) -> Any:
     except ImportError:
         raise UsageError("--mlflow needs MLflow: pip install 'harnessopt[mlflow]'") from None
     uri = tracking_uri(uri)
+    for name in ("mlflow", "alembic"):  # creating a store logs every migration step at INFO
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)  # opens (or creates) the store now: errors name the URI
     except MlflowException as exc:
-        first = " ".join(str(exc.message).split())[:300]
-        raise UsageError(f"--mlflow {uri}: {first} (a local store needs no server: --mlflow {DEFAULT_TRACKING_URI})") from None
+        text = " ".join(str(exc.message).split())
+        if "filesystem tracking backend" in text:
+            text = ("this MLflow no longer opens a ./mlruns file store unless MLFLOW_ALLOW_FILE_STORE=true is set; "
+                    "`mlflow migrate-filestore` moves old runs to a database")
+        raise UsageError(f"--mlflow {uri}: {text[:240]} (a local store needs no server: "
+                         f"--mlflow {DEFAULT_TRACKING_URI})") from None
     return client
 
 
@@ -167,8 +174,8 @@ def log_run(run_dir: str | Path, *, uri: str | None = None, experiment: str | No
         raise UsageError(f"{run_dir}: not a run directory (no run.json); pass a directory that optimize wrote")
     run = load_run(run_dir)
     if run.info.get("kind") != "optimize":
-        raise UsageError(f"{run_dir}: a {run.info.get('kind')!r} run; MLflow tracking logs optimize runs and compare "
-                         "experiments")
+        raise UsageError(f"{run_dir}: a run of kind {run.info.get('kind')!r}; MLflow tracking logs optimize runs and "
+                         "compare experiments: pass an optimize run directory or an experiment directory")
     client = client or mlflow_client(uri)
     experiment_id = _experiment_id(client, experiment)
     if parent_run_id is None:
