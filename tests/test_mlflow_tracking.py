@@ -2,6 +2,7 @@
 (scripted meta-agent and stub task model; a local SQLite store, no server)."""
 
 import asyncio
+import importlib.util
 
 import pytest
 
@@ -15,6 +16,7 @@ from harnessopt.cli import main  # noqa: E402
 from harnessopt.comparison import compare_async, make_grid  # noqa: E402
 from harnessopt.integrations.mlflow_tracking import log_experiment, log_run  # noqa: E402
 from harnessopt.optimizer import OptimizeConfig, optimize_async  # noqa: E402
+from harnessopt.store import RunStore  # noqa: E402
 from scripted import ScriptedProposer  # noqa: E402
 from stubs import StubGateway  # noqa: E402
 
@@ -123,6 +125,11 @@ def test_a_compare_experiment_is_a_parent_run_with_one_child_per_cell(tmp_path, 
     assert all(c.data.metrics["test_score_champion"] == 1.0 for c in children)
     assert "report.md" in {a.path for a in client.list_artifacts(parent_id)}
     assert log_experiment(result.experiment_dir, uri=store_uri, experiment="grid") == parent_id
+    if importlib.util.find_spec("opentelemetry.sdk") is not None:  # every run of an experiment exports too
+        from harnessopt.integrations.otel_export import collect_spans
+
+        spans, rollouts, runs = collect_spans(result.experiment_dir)
+        assert runs == 2 and rollouts == sum(len(RunStore.open(r.run_dir).all_rollouts()) for r in result.runs)
 
 
 def test_cli_export_mlflow_uses_the_default_local_store(optimize_run, tmp_path, monkeypatch, capsys):
@@ -149,3 +156,23 @@ def test_mlflow_bad_input_is_a_one_line_error(optimize_run, tmp_path, capsys, st
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert expected in err and len(err.splitlines()) == 1, err
+
+
+def test_an_unfinished_run_is_logged_killed_and_replaced_once_finished(optimize_run, store_uri, tmp_path):
+    import json
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(optimize_run.run_dir, copy)
+    info = json.loads((copy / "run.json").read_text())
+    info["finished"] = False  # as a killed run leaves it
+    (copy / "run.json").write_text(json.dumps(info))
+    first = log_run(copy, uri=store_uri, experiment="partial")
+    client = MlflowClient(store_uri)
+    assert client.get_run(first).info.status == "KILLED"
+    assert client.get_run(first).data.tags["harnessopt.finished"] == "false"
+    info["finished"] = True  # resumed to the end
+    (copy / "run.json").write_text(json.dumps(info))
+    second = log_run(copy, uri=store_uri, experiment="partial")
+    assert second != first and client.get_run(second).info.status == "FINISHED"
+    assert client.get_run(first).info.lifecycle_stage == "deleted"

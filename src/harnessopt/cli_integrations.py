@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
 EXIT_REGRESSION = 1  # gate: the candidate is significantly worse (or the gate could not judge)
 EXIT_EXPORT_FAILED = 1  # tracking or export destination failed; the run itself is safe on disk
@@ -57,15 +60,15 @@ def mlflow_preflight(args: argparse.Namespace) -> None:
 
 
 def mlflow_log(args: argparse.Namespace, path: str) -> int:
-    """Log a finished run or experiment to MLflow (with --mlflow); exit code 1 if that failed."""
+    """Log a finished run or experiment to MLflow (with --mlflow); exit code 1 if that failed.
+    The report files are logged too, written first if missing (unless --no-report)."""
     if args.mlflow is None:
         return 0
+    from harnessopt.errors import USER_ERRORS
     from harnessopt.integrations.mlflow_tracking import log_to_mlflow, tracking_uri
 
-    from harnessopt.errors import USER_ERRORS
-
     try:
-        run_id = log_to_mlflow(path, uri=args.mlflow or None)
+        run_id = log_to_mlflow(path, uri=args.mlflow or None, write_report=not getattr(args, "no_report", False))
     except USER_ERRORS:
         raise  # bad input (not an optimize run, ...): exit 2 like any other
     except Exception as exc:  # noqa: BLE001 - the run is done; say why tracking failed, in one line
@@ -93,12 +96,27 @@ def cmd_gate(args: argparse.Namespace) -> int:
     limit = f" (first {opts.limit} tasks)" if opts.limit else ""
     print(f"gate: baseline and candidate on {bench.name}/{opts.split}{limit} x {opts.trials} trial(s)", file=sys.stderr)
     options = opts.model_dump(exclude={"baseline", "candidate", "benchmark"})
-    result = asyncio.run(gate_async(baseline, candidate, bench, **options))
+    total = 2 * len(bench.tasks(opts.split, limit=opts.limit)) * opts.trials
+    with _progress_bar("gate", total) as advance:
+        result = asyncio.run(gate_async(baseline, candidate, bench, progress=advance, **options))
     if args.json:
         print(result.model_dump_json(indent=2))
     else:
         print_gate_result(result)
     return 0 if result.passed else EXIT_REGRESSION
+
+
+@contextmanager
+def _progress_bar(label: str, total: int) -> Iterator[Callable[[Any], None]]:
+    """A rollout progress bar on stderr (not in CI logs); yields the per-rollout callback."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=not console.is_terminal and bool(os.environ.get("CI"))) as progress:
+        bar = progress.add_task(label, total=total)
+        yield lambda trace: progress.update(bar, advance=1)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

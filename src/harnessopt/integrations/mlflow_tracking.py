@@ -269,13 +269,14 @@ def log_experiment(experiment_dir: str | Path, *, uri: str | None = None, experi
     return parent_id
 
 
-def log_to_mlflow(path: str | Path, *, uri: str | None = None, experiment: str | None = None) -> str:
+def log_to_mlflow(path: str | Path, *, uri: str | None = None, experiment: str | None = None,
+                  write_report: bool = True) -> str:
     """A run directory or an experiment directory, whichever `path` is; returns the (parent) MLflow run id."""
     from harnessopt.report.data import is_experiment_dir
 
     if is_experiment_dir(path):
-        return log_experiment(path, uri=uri, experiment=experiment)
-    return log_run(path, uri=uri, experiment=experiment)
+        return log_experiment(path, uri=uri, experiment=experiment, write_report=write_report)
+    return log_run(path, uri=uri, experiment=experiment, write_report=write_report)
 
 
 __all__ = ["DEFAULT_TRACKING_URI", "flatten", "log_experiment", "log_run", "log_to_mlflow", "mlflow_client",

@@ -1,0 +1,2 @@
+async def run(task, ctx):
+    return (await ctx.complete("double " + task.input)).strip()
