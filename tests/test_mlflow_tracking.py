@@ -3,6 +3,7 @@
 
 import asyncio
 import importlib.util
+from pathlib import Path
 
 import pytest
 
@@ -84,7 +85,7 @@ def test_an_optimize_run_is_an_mlflow_run_with_params_metrics_and_artifacts(opti
     plots = [a.path for a in client.list_artifacts(run_id, "plots")]
     assert plots and all(path.endswith(".png") for path in plots)
     local = client.download_artifacts(run_id, "champion/harness.py", str(tmp_path))
-    assert open(local).read() == GOOD
+    assert Path(local).read_text() == GOOD
 
 
 def test_logging_the_same_run_again_returns_the_same_mlflow_run(optimize_run, store_uri):
@@ -98,10 +99,10 @@ def test_logging_the_same_run_again_returns_the_same_mlflow_run(optimize_run, st
 def test_secrets_never_reach_the_tracking_store(optimize_run, store_uri, tmp_path):
     run_id = log_run(optimize_run.run_dir, uri=store_uri, experiment="secrets")
     client = MlflowClient(store_uri)
-    report = open(client.download_artifacts(run_id, "report.md", str(tmp_path))).read()
+    report = Path(client.download_artifacts(run_id, "report.md", str(tmp_path))).read_text()
     assert "c0000" in report and KEY not in report  # the seed harness's code is shown in the report
     for artifact in ("run.json", "ledger.tsv"):
-        assert KEY not in open(client.download_artifacts(run_id, artifact, str(tmp_path))).read()
+        assert KEY not in Path(client.download_artifacts(run_id, artifact, str(tmp_path))).read_text()
 
 
 def test_a_compare_experiment_is_a_parent_run_with_one_child_per_cell(tmp_path, store_uri):
@@ -128,7 +129,7 @@ def test_a_compare_experiment_is_a_parent_run_with_one_child_per_cell(tmp_path, 
     if importlib.util.find_spec("opentelemetry.sdk") is not None:  # every run of an experiment exports too
         from harnessopt.integrations.otel_export import collect_spans
 
-        spans, rollouts, runs = collect_spans(result.experiment_dir)
+        _, rollouts, runs = collect_spans(result.experiment_dir)
         assert runs == 2 and rollouts == sum(len(RunStore.open(r.run_dir).all_rollouts()) for r in result.runs)
 
 

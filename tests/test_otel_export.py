@@ -5,6 +5,7 @@ import asyncio
 import json
 import threading
 from pathlib import Path
+from typing import ClassVar
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -135,10 +136,10 @@ def test_no_secret_is_exported(run_dir):
 
 
 class _Collector(BaseHTTPRequestHandler):
-    received: list = []
+    received: ClassVar[list] = []
     status = 200
 
-    def do_POST(self):  # noqa: N802 - the http.server API
+    def do_POST(self):  # the http.server API
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).received.append((self.path, self.headers["Content-Type"], body))
         self.send_response(type(self).status)

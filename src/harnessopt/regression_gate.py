@@ -111,7 +111,7 @@ async def gate_async(baseline: str | Path | HarnessFile, candidate: str | Path |
     seed, temperature, max_tokens, timeout_s, concurrency, reuse), validated like the CLI's flags.
     Bad input raises a UserError before any run directory is made.
     """
-    harnesses = {s: h if isinstance(h, HarnessFile) else load_harness(h) for s, h in zip(SIDES, (baseline, candidate))}
+    harnesses = {s: h if isinstance(h, HarnessFile) else load_harness(h) for s, h in zip(SIDES, (baseline, candidate), strict=True)}
     name = benchmark.name if isinstance(benchmark, Benchmark) else str(benchmark)
     opts: GateOptions = build(GateOptions, {"baseline": harnesses["baseline"].path,
                                             "candidate": harnesses["candidate"].path, "benchmark": name, **options})

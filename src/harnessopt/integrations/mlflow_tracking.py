@@ -112,7 +112,7 @@ def _log_files(client: Any, run_id: str, files: dict[str, Path]) -> None:
         for artifact, source in files.items():
             if not source.is_file():
                 continue
-            folder, _, name = artifact.rpartition("/")
+            folder = artifact.rpartition("/")[0]
             staged = Path(tmp) / artifact
             staged.parent.mkdir(parents=True, exist_ok=True)
             if source.suffix in _TEXT_SUFFIXES:

@@ -1,9 +1,9 @@
 """`harnessopt export --otel DIR`: the rollouts of a run (or of every run of an experiment) as OTLP traces.
 
     --file out.json   one OTLP/JSON object {"resourceSpans": [...]} on one line: the OpenTelemetry
-                      file-exporter format. Jaeger's UI opens it ("JSON File" upload), an
-                      OpenTelemetry Collector reads it (otlpjsonfile receiver), and any OTLP/HTTP
-                      endpoint accepts it as a POST body with Content-Type application/json.
+                      file-exporter format. Jaeger's UI loads it ("JSON File" upload); an
+                      OpenTelemetry Collector reads it (otlpjsonfile receiver) or takes it as an
+                      OTLP/HTTP POST body with Content-Type application/json.
     --endpoint URL    sent now with the OTLP/HTTP (protobuf) exporter; a bare http://host:4318 gets
                       /v1/traces appended. Headers (an API key, say) come from the standard
                       OTEL_EXPORTER_OTLP_HEADERS variable and are never written anywhere.
