@@ -84,6 +84,8 @@ def test_an_optimize_run_is_an_mlflow_run_with_params_metrics_and_artifacts(opti
     assert {"champion", "report.md", "report.html", "ledger.tsv", "run.json", "plots"} <= names
     plots = [a.path for a in client.list_artifacts(run_id, "plots")]
     assert plots and all(path.endswith(".png") for path in plots)
+    database = store_uri.removeprefix("sqlite:///")
+    assert run.info.artifact_uri.startswith((Path(database).parent / "mlruns").as_uri())  # beside the store
     local = client.download_artifacts(run_id, "champion/harness.py", str(tmp_path))
     assert Path(local).read_text() == GOOD
 

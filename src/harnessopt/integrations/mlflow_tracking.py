@@ -16,6 +16,7 @@ already logged for it (a run logged before it finished is replaced).
 
 Where: the URI given, else MLFLOW_TRACKING_URI, else `sqlite:///mlflow.db` in the current folder
 with artifacts in ./mlruns: MLflow's own local default, which `mlflow ui` opens, no server needed.
+(A local SQLite store keeps new experiments' artifacts in mlruns/ beside its database file.)
 (MLflow 3.13+ refuses the older ./mlruns file store unless MLFLOW_ALLOW_FILE_STORE=true.) The
 MLflow experiment is MLFLOW_EXPERIMENT_NAME, else "harnessopt". Text artifacts are scrubbed of
 key-shaped tokens (redaction.py).
@@ -70,7 +71,18 @@ def mlflow_client(uri: str | None = None) -> Any:
 def _experiment_id(client: Any, name: str | None) -> str:
     name = name or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
     found = client.get_experiment_by_name(name)
-    return found.experiment_id if found else client.create_experiment(name)
+    if found:
+        return found.experiment_id
+    return client.create_experiment(name, artifact_location=_artifacts_beside(client.tracking_uri))
+
+
+def _artifacts_beside(uri: str) -> str | None:
+    """For a local SQLite store, artifacts in `mlruns/` beside the database file (MLflow would put
+    them in the current folder, wherever that is); other stores choose their own."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    database = Path(uri.removeprefix("sqlite:///"))
+    return (database.absolute().parent / "mlruns").as_uri()
 
 
 def _key(text: str) -> str:

@@ -1,2 +1,0 @@
-async def run(task, ctx):
-    return (await ctx.complete("double " + task.input)).strip()
