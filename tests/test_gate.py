@@ -112,7 +112,8 @@ def test_a_second_gate_reuses_the_first_ones_successful_rollouts(tmp_path):
     first_id = RunStore.open(first.run_dir).run_id
     traces = RunStore.open(second.run_dir).rollouts("baseline")
     assert len(traces) == N_TASKS and all(t.reused_from == f"{first_id}/baseline" for t in traces)
-    assert [r.charged for r in RunStore.open(second.run_dir).ledger()] == [0, 0]  # nothing ran again
+    assert [(r.charged, r.tokens) for r in RunStore.open(second.run_dir).ledger()] == [(0, 0), (0, 0)]  # nothing ran
+    assert all(r.charged == N_TASKS and r.tokens > 0 for r in RunStore.open(first.run_dir).ledger())
     fresh, gateway = run_gate(tmp_path, GOOD, BAD, reuse=False)
     assert gateway.usage.calls == 2 * N_TASKS and fresh.baseline.reused == 0
 

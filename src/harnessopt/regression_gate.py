@@ -25,7 +25,7 @@ from harnessopt.evaluation import Evaluator, check_tasks, package_versions
 from harnessopt.harness import HarnessFile, load_harness
 from harnessopt.llm import Gateway, preflight_gateway
 from harnessopt.options import GateOptions, build
-from harnessopt.records import EvalResult, ModelParams, Record, RolloutTrace
+from harnessopt.records import EvalResult, ModelParams, Record, RolloutTrace, Usage
 from harnessopt.rollout_reuse import reuse_earlier_rollouts
 from harnessopt.stats import paired_arm_test
 from harnessopt.store import LedgerRow, RunStore
@@ -111,7 +111,8 @@ async def gate_async(baseline: str | Path | HarnessFile, candidate: str | Path |
     seed, temperature, max_tokens, timeout_s, concurrency, reuse), validated like the CLI's flags.
     Bad input raises a UserError before any run directory is made.
     """
-    harnesses = {s: h if isinstance(h, HarnessFile) else load_harness(h) for s, h in zip(SIDES, (baseline, candidate), strict=True)}
+    harnesses = {side: h if isinstance(h, HarnessFile) else load_harness(h)
+                 for side, h in zip(SIDES, (baseline, candidate), strict=True)}
     name = benchmark.name if isinstance(benchmark, Benchmark) else str(benchmark)
     opts: GateOptions = build(GateOptions, {"baseline": harnesses["baseline"].path,
                                             "candidate": harnesses["candidate"].path, "benchmark": name, **options})
@@ -139,7 +140,12 @@ async def gate_async(baseline: str | Path | HarnessFile, candidate: str | Path |
                                            Path(opts.out))
                 r = await evaluator.evaluate(harness, side, tasks, trials=opts.trials, split=opts.split,
                                              progress=progress)
-                r.charged, r.reused = r.n_rollouts - r.n_cached, r.n_cached  # the ledger says what ran now
+                # The ledger says what ran now: rollouts copied from earlier runs cost nothing here.
+                r.charged, r.reused = r.n_rollouts - r.n_cached, r.n_cached
+                r.usage = Usage()
+                for trace in store.rollouts(side):
+                    if trace.reused_from is None:
+                        r.usage.add(trace.usage)
                 results[side] = r
                 store.append_ledger(LedgerRow.for_eval(r, kind="eval", decision="eval", note=f"gate {side}"))
         finally:
