@@ -179,3 +179,13 @@ def test_an_unfinished_run_is_logged_killed_and_replaced_once_finished(optimize_
     second = log_run(copy, uri=store_uri, experiment="partial")
     assert second != first and client.get_run(second).info.status == "FINISHED"
     assert client.get_run(first).info.lifecycle_stage == "deleted"
+
+
+def test_without_the_extra_mlflow_is_a_one_line_error_before_the_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "mlflow", None)  # as if the mlflow extra were not installed
+    (tmp_path / "seed.py").write_text(GOOD)
+    code = main(["optimize", "--harness", str(tmp_path / "seed.py"), "--benchmark", "home_intents",
+                 "--out", str(tmp_path / "runs"), "--mlflow"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == "harnessopt: error: --mlflow needs MLflow: pip install 'harnessopt[mlflow]'"
+    assert not (tmp_path / "runs").exists()

@@ -192,3 +192,10 @@ def test_bad_export_input_is_a_one_line_error(run_dir, tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert expected in err and len(err.splitlines()) == 1, err
+
+
+def test_without_the_extra_otel_is_a_one_line_error(run_dir, capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "opentelemetry.sdk.trace", None)  # the otel extra missing
+    assert main(["export", "--otel", run_dir]) == 2
+    assert capsys.readouterr().err.strip() == ("harnessopt: error: export --otel needs the OpenTelemetry SDK: "
+                                              "pip install 'harnessopt[otel]'")
