@@ -8,6 +8,15 @@ import os
 import sys
 from typing import Sequence
 
+from harnessopt.cli_integrations import (
+    add_integration_commands,
+    add_mlflow_flag,
+    cmd_export,
+    cmd_gate,
+    mlflow_log,
+    mlflow_preflight,
+)
+
 EXIT_BAD_INPUT = 2
 EXIT_ALL_FAILED = 1  # an evaluation ran, and not one rollout succeeded
 
@@ -31,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_flags(op, OptimizeConfig)
     op.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run with the options it was started with")
     op.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_mlflow_flag(op)
 
     sh = sub.add_parser("show", help="print a run's ledger and champion lineage")
     sh.add_argument("run_dir")
@@ -45,11 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
                                             "concurrency": "rollouts at once within a run (default 2)"})
     cp.add_argument("--no-report", action="store_true", help="do not write report.md/.png/.html at the end")
     cp.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_mlflow_flag(cp)
 
     rp = sub.add_parser("report", help="write report.md, PNG plots and report.html for a run or an experiment")
     rp.add_argument("dir", help="a run directory or an experiment directory")
     rp.add_argument("--no-html", action="store_true", help="skip report.html")
     rp.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    add_integration_commands(sub)
     return parser
 
 
@@ -146,6 +158,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from harnessopt.options import flag_names, given_options
 
     given = given_options(args)
+    mlflow_preflight(args)
     if args.resume:
         if given or args.config:
             names = flag_names(OptimizeConfig)
@@ -161,9 +174,10 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         result = asyncio.run(optimize_async(config, progress=print_progress))
     for warning in result.warnings:
         print(f"harnessopt: warning: {warning}", file=sys.stderr)
+    logged = mlflow_log(args, result.run_dir)
     if args.json:
         print(result.model_dump_json(indent=2, exclude={"history", "champion_code"}))
-        return 0
+        return logged
     print(f"seed      {result.seed_id}: search {result.seed_search:.3f}  test {result.seed_test.score:.3f} "
           f"({result.seed_test.ci_low:.3f}-{result.seed_test.ci_high:.3f}, {result.seed_test.n_tasks} tasks)")
     print(f"champion  {result.champion_id}: search {result.champion_search:.3f}  test {result.champion_test.score:.3f} "
@@ -173,7 +187,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
           f"meta tokens {result.spend.meta.tokens:,}, ${result.spend.task.cost_usd + result.spend.meta.cost_usd:.4f}")
     print(f"champion harness: {result.champion_path}")
     print(f"run directory: {result.run_dir}")
-    return 0
+    return logged
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -249,6 +263,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from harnessopt.options import given_options
 
     given = given_options(args)
+    mlflow_preflight(args)
     if args.resume:
         if given or args.grid:
             raise UsageError("--resume continues an experiment with the grid it was started with (see its "
@@ -283,11 +298,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
         for r in failed:
             print(f"run {r.id}: {r.status}: {r.error}", file=sys.stderr)
         print(f"experiment directory: {result.experiment_dir}")
+    logged = mlflow_log(args, result.experiment_dir)
     if failed:
         print(f"{len(failed)} run(s) did not finish; continue with: harnessopt compare --resume {result.experiment_dir}",
               file=sys.stderr)
         return 1
-    return 0
+    return logged
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -305,7 +321,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"eval": cmd_eval, "optimize": cmd_optimize, "show": cmd_show, "compare": cmd_compare,
-            "report": cmd_report}
+            "report": cmd_report, "gate": cmd_gate, "export": cmd_export}
 
 
 class _ArgumentError(Exception):

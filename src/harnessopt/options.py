@@ -47,10 +47,14 @@ class Options(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class TaskOptions(Options):
-    """What every command that runs a harness on tasks needs."""
-
+class _HarnessOption(Options):
     harness: str = Field(description="path of the harness .py file (for optimize: the seed harness)")
+
+
+class RolloutOptions(Options):
+    """How harnesses run on a benchmark's tasks, whichever harness runs: what `eval`, `optimize`,
+    `compare` and `gate` share."""
+
     benchmark: str = Field(description="built-in name (home_intents, banking77, gsm8k, humaneval) or a spec .toml")
     data: str | None = Field(None, description="local data directory or file, instead of the benchmark's hub id")
     trials: int = Field(1, ge=1, description="trials of every task in every evaluation")
@@ -69,15 +73,23 @@ class TaskOptions(Options):
         return v
 
 
+class TaskOptions(RolloutOptions, _HarnessOption):
+    """What every command that runs one harness on tasks needs (the harness comes first in --help)."""
+
+
 class _PerRun(Options):
     task_model: str = Field(LOCAL_MODEL, description=f"model that runs the harness: any litellm model string "
                                                      f"(default {LOCAL_MODEL}, offline)")
     seed: int = Field(0, description="seed of the benchmark's splits, the model's sampling and the meta-agent")
 
 
-class EvalOptions(_PerRun, TaskOptions):
+class _SplitSelection(Options):
     split: SplitName = Field("test", description="split to evaluate: train, search or test")
     limit: int | None = Field(None, ge=1, description="evaluate only the first N tasks of the split (seeded order)")
+
+
+class EvalOptions(_SplitSelection, _PerRun, TaskOptions):
+    """`eval`: one harness on one split."""
 
 
 class RunOptions(TaskOptions):
@@ -106,6 +118,20 @@ class OptimizeConfig(_PerRun, RunOptions):
     meta_model: str = Field(DEFAULT_META_MODEL, description="model that rewrites the harness (the same as --task-model "
                             "for a same-model pairing), or 'random' for the random-search control")
     feedback: FeedbackMode = Field("traces", description=f"what the meta-agent sees of rollouts: {', '.join(FEEDBACK_MODES)}")
+
+
+class _GateHarnesses(Options):
+    baseline: str = Field(description="path of the harness before the change (e.g. the main branch's copy)")
+    candidate: str = Field(description="path of the changed harness")
+
+
+class GateOptions(_SplitSelection, _PerRun, RolloutOptions, _GateHarnesses):
+    """`gate`: the baseline and the candidate harness on the same tasks, and a paired verdict."""
+
+    max_drop: float = Field(0.0, ge=0, le=1, description="tolerated drop in score (0-1): fail only when the "
+                            "candidate is significantly worse than the baseline by more than this (default 0.0)")
+    reuse: bool = Field(True, description="run every rollout again instead of reusing identical successful "
+                        "rollouts from earlier runs under --out", json_schema_extra=flag("--no-reuse", negate=True))
 
 
 # --------------------------------------------------------------------------- flags from fields
@@ -280,5 +306,5 @@ def _lookup(tree: dict[str, Any], path: tuple[str, ...]) -> Any:
     return node
 
 
-__all__ = ["MAX_CONCURRENCY", "MAX_TEMPERATURE", "EvalOptions", "OptimizeConfig", "Options", "RunOptions",
-           "TaskOptions", "add_flags", "build", "flag", "given_options", "merge", "read_config_file"]
+__all__ = ["MAX_CONCURRENCY", "MAX_TEMPERATURE", "EvalOptions", "GateOptions", "OptimizeConfig", "Options",
+           "RolloutOptions", "RunOptions", "TaskOptions", "add_flags", "build", "flag", "given_options", "merge", "read_config_file"]
