@@ -193,7 +193,7 @@ def test_grid_runs_every_arm_and_seed_on_the_same_splits(tmp_path):
     result = compare(grid(tmp_path), benchmark=arith_benchmark(), executor_factory=inline, gateway_factory=stub_gateway,
                      proposer_factory=traces_win)
     assert result.finished and [r.id for r in result.runs] == [
-        "traces-A-A-seed0", "traces-A-A-seed1", "scores-A-A-seed0", "scores-A-A-seed1"]
+        "traces-A-A-seed0", "scores-A-A-seed0", "traces-A-A-seed1", "scores-A-A-seed1"]  # seed by seed
     by = {r.id: r.result for r in result.runs}
     assert by["traces-A-A-seed0"].champion_test.score == 1.0 and by["scores-A-A-seed1"].champion_test.score == 0.0
     exp = json.loads((tmp_path / "exp" / result.experiment_dir.split("/")[-1] / "experiment.json").read_text())
@@ -263,8 +263,8 @@ def test_kill_and_resume_skips_finished_runs_and_pays_nothing_twice(tmp_path):
                 experiment_id="exp1")
     exp_dir = tmp_path / "exp" / "exp1"
     statuses = {r["id"]: r["status"] for r in json.loads((exp_dir / "experiment.json").read_text())["runs"]}
-    assert statuses == {"traces-A-A-seed0": "finished", "traces-A-A-seed1": "running",
-                        "scores-A-A-seed0": "pending", "scores-A-A-seed1": "pending"}
+    assert statuses == {"traces-A-A-seed0": "finished", "scores-A-A-seed0": "finished",
+                        "traces-A-A-seed1": "running", "scores-A-A-seed1": "pending"}
     finished_ledger = (exp_dir / "runs" / "traces-A-A-seed0" / "ledger.tsv").read_text()
     calls_before = gateways["traces-A-A-seed1"].usage.calls
 
@@ -272,7 +272,7 @@ def test_kill_and_resume_skips_finished_runs_and_pays_nothing_twice(tmp_path):
     result = compare(resume=exp_dir, benchmark=arith_benchmark(), executor_factory=inline, gateway_factory=gateway,
                      proposer_factory=lambda e, c: (made.append(e.id), ScriptedProposer(script))[1])
     assert result.finished
-    assert made == ["traces-A-A-seed1", "scores-A-A-seed0", "scores-A-A-seed1"]  # the finished run was skipped
+    assert made == ["traces-A-A-seed1", "scores-A-A-seed1"]  # the finished runs were skipped
     assert (exp_dir / "runs" / "traces-A-A-seed0" / "ledger.tsv").read_text() == finished_ledger
     # the killed run paid only for what it had not paid before: same total as an uninterrupted run
     assert gateways["traces-A-A-seed1"].usage.calls == gateways["traces-A-A-seed0"].usage.calls

@@ -190,7 +190,7 @@ def test_html_is_one_self_contained_file_and_escapes_trace_text(experiment):
     assert page.count("</script>") == 2  # the hostile log line cannot close the data element
     payload = _payload(page)
     assert payload["experiment"]["comparisons"][0]["distinguishable"] is True
-    assert [r["id"] for r in payload["runs"]] == ["traces-A-A-seed0", "traces-A-A-seed1", "scores-A-A-seed0",
+    assert [r["id"] for r in payload["runs"]] == ["traces-A-A-seed0", "scores-A-A-seed0", "traces-A-A-seed1",
                                                   "scores-A-A-seed1"]
     logs = [log["msg"] for t in payload["runs"][0]["rollouts"] for log in t["logs"]]
     assert HOSTILE in logs and any(MARKER in m for m in logs)

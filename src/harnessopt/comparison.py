@@ -184,8 +184,10 @@ class GridSpec(RunOptions):
         return arms
 
     def runs(self) -> list[RunEntry]:
+        """Seed by seed (every arm of seed 0, then of seed 1, ...): an experiment cut short still
+        has the arms on the same seeds, which is what the paired comparison needs."""
         return [RunEntry(id=f"{arm.name}-seed{seed}", arm=arm.name, seed=seed)
-                for arm in self.arms() for seed in self.seeds]
+                for seed in self.seeds for arm in self.arms()]
 
     def run_config(self, arm: Arm, seed: int, runs_dir: Path) -> OptimizeConfig:
         specs = self.model_specs()
