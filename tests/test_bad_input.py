@@ -265,3 +265,44 @@ def test_the_installed_command_exits_2_with_one_line(work):
     assert proc.stderr.strip().splitlines() == [
         "harnessopt: error: harnessopt eval: argument --limit: expected a whole number, got 'zero' "
         "(see `harnessopt eval --help`)"]
+
+
+# --------------------------------------------------------------------------- disk full, warnings
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_the_way_on(work, capsys, monkeypatch):
+    import errno
+
+    from harnessopt import files
+
+    real = files.atomic_write
+
+    def full(path, data, *a, **kw):
+        if str(path).endswith("ledger.tsv"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, data, *a, **kw)
+
+    monkeypatch.setattr(files, "atomic_write", full)
+    import harnessopt.store as store_module
+
+    monkeypatch.setattr(store_module, "atomic_write", full)
+    line = fails(capsys, ev("--limit", "1"), "no space left on the device writing", "ledger.tsv", "--resume",
+                 progress_line=True)
+    assert "Errno" not in line
+    assert not list((work / "runs").glob("*/run.json"))  # no half-made run directory is left
+
+
+def test_library_warnings_are_one_line_each(capsys):
+    import warnings
+
+    from harnessopt.benchmark.checks import BenchmarkWarning
+    from harnessopt.cli import _show_warnings
+
+    saved = warnings.showwarning
+    try:
+        _show_warnings()
+        warnings.warn("split 'search' holds 1 of 12 labels\n(a sorted file?)", BenchmarkWarning, stacklevel=1)
+    finally:
+        warnings.showwarning = saved
+    err = capsys.readouterr().err
+    assert err == "harnessopt: warning: split 'search' holds 1 of 12 labels (a sorted file?)\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import asyncio
 import os
 import sys
@@ -367,6 +368,13 @@ def _show_warnings() -> None:
     if not any(type(h).__name__ == "_Stderr" for h in log.handlers):  # once, however often main() runs
         log.addHandler(_Stderr())
     log.setLevel(logging.WARNING)
+    import warnings
+
+    def one_line(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+        # Python's own format is two lines (file:line: Category: text, then the source line).
+        print(f"harnessopt: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+    warnings.showwarning = one_line
 
 
 def _one_line(exc: BaseException) -> str:
@@ -391,6 +399,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except USER_ERRORS as exc:
         print(f"harnessopt: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"harnessopt: error: no space left on the device{where}; free some space and run again "
+              "(an optimize run continues with --resume RUN_DIR, keeping what it wrote)", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("harnessopt: interrupted", file=sys.stderr)
