@@ -56,6 +56,8 @@ class CandidateMeta(Record):
     diff: str = ""
     findings: list[str] = Field(default_factory=list)
     origin: str = ""  # file it came from, or the meta action that wrote it
+    moves: str = ""  # the menu moves (pattern steps) that made it, when it came from the menu
+    predicted: float | None = None  # the proposer's predicted change of the search score
     created_at: float = Field(default_factory=time.time)
 
 

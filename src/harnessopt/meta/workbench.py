@@ -89,7 +89,8 @@ class Workbench(InspectionActions):
 
     # ------------------------------------------------------------------ candidates
 
-    def add_candidate(self, source: str, *, parent: str | None, hypothesis: str, origin: str) -> Candidate:
+    def add_candidate(self, source: str, *, parent: str | None, hypothesis: str, origin: str, moves: str = "",
+                      predicted: float | None = None) -> Candidate:
         cid = f"c{self._next_id:04d}"
         self._next_id += 1
         findings: list[str] = []
@@ -106,6 +107,7 @@ class Workbench(InspectionActions):
             fromfile=parent or "/dev/null", tofile=cid,
         ))
         meta = CandidateMeta(id=cid, parent=parent, harness_hash=source_hash(source), hypothesis=hypothesis,
+                             moves=moves, predicted=predicted,
                              diff=diff, findings=findings, origin=origin)
         self.store.add_candidate(source, meta)  # (a resume finds it stored already)
         candidate = Candidate(id=cid, meta=meta, source=source, harness=harness)
@@ -261,7 +263,8 @@ class Workbench(InspectionActions):
             if c.meta.harness_hash == digest:
                 raise ActionError(f"that code is already candidate {c.id} ({self.result_text(c)}); "
                                   "propose a different change")
-        c = self.add_candidate(source, parent=parent, hypothesis=hypothesis, origin=origin)
+        c = self.add_candidate(source, parent=parent, hypothesis=hypothesis, origin=origin, moves=moves,
+                               predicted=predicted)
         c.moves, c.predicted = moves, predicted
         return c
 
