@@ -85,7 +85,7 @@ def test_invalid_replies_are_refused_and_the_loop_goes_on(tmp_path):
         {"action": "read_harness", "candidate": "c0000"},              # (a usable reply in between)
         {"action": "propose"},                                         # missing moves
         {"action": "propose", "moves": "1"},                           # wrong type
-        {"action": "propose", "moves": [1], "predicted": 500},         # out of range
+        {"action": "propose", "moves": [1], "predicted": "lots"},      # not a number
         {"action": "read_harness", "candidate": "c0000"},
         {"action": "write", "sudo": True},                             # unknown field
         [1, 2, 3],

@@ -171,3 +171,25 @@ def test_the_reply_grammar_offers_exactly_the_allowed_headers_and_parses():
     gbnf = reply_grammar(A.PROPOSE_TYPES, candidates=["c0000"], task_ids=["t1"], menu=[1, 2, 3])
     assert gbnf.startswith("root ::= propose-header | write-header fence | edit-header edit-fence")
     llama_grammar.LlamaGrammar.from_string(gbnf, verbose=False)  # parses as GBNF
+
+
+def test_a_prediction_outside_minus_one_to_one_is_clamped_not_refused():
+    assert A.parse_action({"action": "propose", "moves": [1], "predicted": 2.5}).predicted == 1.0
+    assert A.parse_action({"action": "write", "predicted": -3}).predicted == -1.0
+
+
+def test_the_menu_order_is_shuffled_per_draw_but_seeded():
+    first = [m.label for m in build_menu(PARENT, "classification", seen_hashes=set(), rng=random.Random(1))]
+    again = [m.label for m in build_menu(PARENT, "classification", seen_hashes=set(), rng=random.Random(1))]
+    other = [m.label for m in build_menu(PARENT, "classification", seen_hashes=set(), rng=random.Random(2))]
+    assert first == again and first != other
+
+
+def test_a_step_that_changes_nothing_is_skipped_inside_a_composition():
+    from harnessopt.meta.menu import Step, apply_steps
+
+    chat = apply_steps(PARENT, [Step(pattern="chat_mode")], "classification")
+    both = apply_steps(chat, [Step(pattern="chat_mode"), Step(pattern="retrieval_fewshot")], "classification")
+    assert "ctx.examples.similar" in both
+    with pytest.raises(PatternError, match="does not change"):
+        apply_steps(chat, [Step(pattern="chat_mode")], "classification")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
 from harnessopt.patterns.library import PATTERN_NAMES
 
@@ -138,13 +138,21 @@ class Finish(_Action):
 # in: the short, decisive fields first, so a reply cut at max_tokens still has them.
 
 
+def clamp_prediction(v: float) -> float:
+    """A score change lies in [-1, 1]; a model that predicts 2.5 means "a lot": kept, clamped."""
+    return max(-1.0, min(1.0, float(v)))
+
+
+Prediction = Annotated[float, AfterValidator(clamp_prediction)]
+
+
 class Propose(_Action):
     """Propose a candidate by picking moves from the menu; several picks are applied together, in order."""
 
     action: Literal["propose"] = "propose"
     moves: list[int] = Field(min_length=1, max_length=4, description="menu numbers")
     parent: str | None = Field(default=None, description="candidate to apply them to; default the champion")
-    predicted: float = Field(default=0.0, ge=-1.0, le=1.0, description="expected change of the search score")
+    predicted: Prediction = Field(default=0.0, description="expected change of the search score, -1 to 1")
     hypothesis: str = Field(default="", max_length=2000, description="what it should fix and why, one sentence")
 
 
@@ -153,7 +161,7 @@ class Write(_Action):
 
     action: Literal["write"] = "write"
     parent: str | None = None
-    predicted: float = Field(default=0.0, ge=-1.0, le=1.0)
+    predicted: Prediction = 0.0
     hypothesis: str = Field(default="", max_length=2000)
 
 
@@ -162,7 +170,7 @@ class Edit(_Action):
 
     action: Literal["edit"] = "edit"
     parent: str | None = None
-    predicted: float = Field(default=0.0, ge=-1.0, le=1.0)
+    predicted: Prediction = 0.0
     hypothesis: str = Field(default="", max_length=2000)
 
 

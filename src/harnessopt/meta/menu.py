@@ -52,20 +52,37 @@ class Move(BaseModel):
 
 
 def apply_steps(source: str, steps: list[Step], task_shape: str) -> str:
+    """Apply steps in order. A step that changes nothing (the harness already does it) is skipped;
+    only a composition that changes nothing at all is refused."""
+    start, skipped = source, []
     for step in steps:
-        source = apply_pattern(source, step.pattern, step.params, task_shape).source
+        try:
+            source = apply_pattern(source, step.pattern, step.params, task_shape).source
+        except PatternError as exc:
+            if "does not change the harness" not in str(exc):
+                raise
+            skipped.append(str(exc))
+    if source == start:
+        raise PatternError(skipped[-1] if skipped else "these moves do not change the harness")
     return source
 
 
 def build_menu(champion_source: str, task_shape: str, *, seen_hashes: set[str], rng: random.Random,
                random_moves: int = 4) -> list[Move]:
-    """Singles (defaults, then variants), then random compositions; each new code, none seen."""
+    """Singles (defaults and variants) in a seeded random order, then random compositions; each
+    line new code, none seen.
+
+    The order is shuffled because small models pick by position (Qwen-1.5B answered "moves
+    [1, 2, 3]" on a fixed order, which happened to be the library's known-good composition):
+    with a fixed order a position bias would pass for judgement, and the LLM-vs-random
+    comparison would measure the library's ordering instead of the model."""
     candidates: list[tuple[list[Step], str]] = []
     for pattern in applicable(task_shape):
         candidates.append(([Step(pattern=pattern.name)], f"{pattern.summary}. Helps: {pattern.helps}"))
     for pattern in applicable(task_shape):
         for params in VARIANTS.get(pattern.name, []):
             candidates.append(([Step(pattern=pattern.name, params=params)], pattern.summary))
+    rng.shuffle(candidates)
     patterns = applicable(task_shape)
     for _ in range(random_moves * 5):
         if sum(1 for c in candidates if len(c[0]) > 1) >= random_moves:
