@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter
 
+from harnessopt.acceptance import PromotionDecision
 from harnessopt.records import Record
 
 
@@ -102,19 +103,13 @@ class NoCandidate(_Event):
     reason: str
 
 
-class PromotionDecided(_Event):
-    """The paired comparison of a fully evaluated candidate with the champion."""
+class PromotionDecided(_Event, PromotionDecision):
+    """The paired comparison of a fully evaluated candidate with the champion (the decision's
+    fields: promote, mean_diff, ci_low, ci_high, noise_floor, n_tasks, reason)."""
 
     kind: Literal["decision"] = "decision"
     candidate: str
     champion: str
-    promote: bool
-    mean_diff: float
-    ci_low: float
-    ci_high: float
-    noise_floor: float
-    n_tasks: int
-    reason: str
 
 
 class Promoted(_Event):
