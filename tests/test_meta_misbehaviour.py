@@ -110,9 +110,8 @@ def test_enormous_outputs_are_refused_or_cut(tmp_path):
         {"action": "search_traces", "pattern": "(a+)+" * 100},            # pattern too long
         write(GOOD, hypothesis="h" * 3_000),                              # hypothesis too long
         write(GOOD, hypothesis="h" * 1_999),                              # at the limits: fine
-        {"action": "full_eval", "candidate": "c0001"},
         {"action": "finish", "note": "n" * 100_000},                      # note too long
-        {"action": "finish"},
+        {"action": "full_eval", "candidate": "c0001"},                    # ends the iteration
     ]
     result, meta, store = run(tmp_path, replies)
     invalid = [e for e in store.events() if e.kind == "invalid_action"]

@@ -216,8 +216,7 @@ def test_feedback_modes_control_what_reaches_the_meta_model(tmp_path, mode, leak
         {"action": "read_trace", "candidate": "c0000", "task_id": "search-2"},
         {"action": "search_traces", "pattern": "ZEBRA"},
         fenced(GOOD),
-        {"action": "full_eval", "candidate": "c0001"},
-        {"action": "finish", "note": "done"},
+        {"action": "full_eval", "candidate": "c0001"},  # a promotion: the iteration's choices end there
     ]
     meta = ScriptedMetaGateway(replies)
     cfg = config(tmp_path, harness=NOISY, feedback=mode, budget=Budget(iterations=1, rollouts=400))

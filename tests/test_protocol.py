@@ -159,3 +159,14 @@ def test_random_search_runs_the_same_protocol_and_is_seeded(tmp_path):
     assert [(r.candidate, r.kind, r.charged) for r in first.history] == [(r.candidate, r.kind, r.charged) for r in second.history]
     spots = [r for r in first.history if r.kind == "spot"]
     assert len(spots) == 4 and all(r.n_tasks == 4 for r in spots)
+
+
+def test_evaluation_choices_end_at_a_promotion_or_a_repeated_choice(tmp_path):
+    # After the promotion the script would go on evaluating; the iteration's choices end instead.
+    _, meta, store = run(tmp_path / "a", [write(GOOD), full("c0001"), full("c0001"), full("c0001")])
+    assert len(meta.prompts) == 2 and "A new champion: this iteration's evaluation is done." in observations(store)[-1]
+    worse = 'async def run(task, ctx):\n    return "nothing"\n'
+    other = 'async def run(task, ctx):\n    return "something"\n'
+    _, meta, store = run(tmp_path / "b", [write(worse), write(other), full("c0000"), full("c0000"), full("c0000")],
+                         settings=ProtocolSettings(proposals=2))
+    assert len(meta.prompts) == 4 and "The same choice twice" in observations(store)[-1]

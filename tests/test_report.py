@@ -37,14 +37,16 @@ def _write(code: str, hypothesis: str, **header) -> str:
 
 
 def meta_script():
-    """Propose ALMOST, ONLY3 and GOOD (on ALMOST); promote ALMOST (0.9); screen ONLY3 on search-3
-    (looks better, full says worse: disagree); screen GOOD on search-1,3 (better; full 1.0 > 0.9 says
-    better: agree, too small to promote); one more screen that no full evaluation follows."""
+    """Iteration 1: propose ALMOST and ONLY3, promote ALMOST (0.9). Iteration 2: propose GOOD (on
+    ALMOST) and a copy of it; screen ONLY3 on search-3 (looks better, full says worse: disagree);
+    screen GOOD on search-1,3 (better; full 1.0 > 0.9 says better: agree, too small to promote);
+    one more screen that no full evaluation follows."""
     return [
         _write(ALMOST, "double instead of echo, except for 3"),
         _write(ONLY3, "double only 3"),
-        _write(GOOD, "always double", parent="c0001"),
         {"action": "full_eval", "candidate": "c0001", "rationale": "clear fix: check it everywhere"},
+        _write(GOOD, "always double", parent="c0001"),
+        _write(GOOD + "# the same, written twice\n", "always double, again", parent="c0001"),
         {"action": "screen", "candidates": ["c0002"], "task_ids": ["search-3"], "rationale": "the task c0001 fails"},
         {"action": "full_eval", "candidate": "c0002"},
         {"action": "screen", "candidates": ["c0003"], "task_ids": ["search-1", "search-3"]},
@@ -57,7 +59,7 @@ def meta_script():
 def make_experiment(tmp_path, *, seeds=2, broken=None):
     (tmp_path / "seed.py").write_text(SEED)
     spec = make_grid(harness=str(tmp_path / "seed.py"), benchmark="arith", feedback="traces,scores", seeds=seeds,
-                     models={"A": "local/gemma-3-270m"}, budget=Budget(iterations=1, rollouts=100),
+                     models={"A": "local/gemma-3-270m"}, budget=Budget(iterations=2, rollouts=100),
                      out=str(tmp_path / "exp"), parallel=4)
 
     def proposer(entry, config):
@@ -65,7 +67,7 @@ def make_experiment(tmp_path, *, seeds=2, broken=None):
             return _Broken()
         if config.feedback == "traces":
             return LLMProposer(ScriptedMetaGateway(meta_script()), "local/gemma-3-270m",
-                               settings=ProtocolSettings(proposals=3))
+                               settings=ProtocolSettings(proposals=2))
         return ScriptedProposer([[]])
 
     return compare(spec, benchmark=arith_benchmark(), executor_factory=lambda e, c: InlineExecutor(),
@@ -151,13 +153,13 @@ def test_spot_checks_full_evals_and_their_agreement(experiment):
     assert second.tasks == ["search-1", "search-3"] and second.champion_on_tasks == 0.5
     assert second.spot_says_better and second.full_says_better and second.agree and not second.promoted
     assert third.full_score is None and third.agree is None
-    assert b.actions["screen"] == 3 and b.actions["write"] == 3 and b.refused == 0
+    assert b.actions["screen"] == 3 and b.actions["write"] == 4 and b.refused == 0
     assert run.summary.champion_id == "c0001" and run.summary.promoted == 1
     assert run.summary.rollouts_to_best == 30  # baseline 10 + noise 10 + the promoting full evaluation 10
-    # the meta-agent's spend is one ledger row per iteration: 10 scripted replies of 100 + 20 tokens
+    # the meta-agent's spend is one ledger row per iteration: scripted replies of 100 + 20 tokens
     assert [(r.iter, r.tokens, r.note) for r in run.ledger if r.kind == "meta"] == [
-        (1, 10 * 120, "local/gemma-3-270m: 10 meta-model call(s)")]
-    assert run.summary.meta_tokens == 10 * 120
+        (1, 3 * 120, "local/gemma-3-270m: 3 meta-model call(s)"), (2, 8 * 120, "local/gemma-3-270m: 8 meta-model call(s)")]
+    assert run.summary.meta_tokens == 11 * 120
 
 
 # --------------------------------------------------------------------------- experiment report

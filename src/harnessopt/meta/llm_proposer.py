@@ -198,7 +198,7 @@ class LLMProposer:
             tasks=plan.screen_task_ids, screen_cost=len(ready) * len(plan.screen_task_ids),
             full_cost=len(wb.search_tasks) * wb.trials, left=wb.budget.rollouts_left(),
         ))
-        failures, acted = 0, False
+        failures, acted, last = 0, False, ""
         left = wb.budget.budget.meta_steps_per_iteration - self._step
         for _ in range(min(DECIDE_MAX, max(DECIDE_MIN, left))):
             if wb.budget.exhausted():
@@ -216,13 +216,33 @@ class LLMProposer:
                     wb.add_note(action.note)
                 self._observe(wb, action, "iteration finished")
                 return True
+            champion, same = wb.state.champion, action.model_dump_json(exclude={"rationale"}) == last
+            last = action.model_dump_json(exclude={"rationale"})
             observation, ok = await self._evaluate(wb, action)
             acted = acted or ok
-            self._observe(wb, action, observation + "\nNext: full_eval a candidate, screen more, or finish.")
+            done = self._evaluation_done(plan, observation, champion != wb.state.champion, same)
+            self._observe(wb, action, observation + ("\n" + done if done else
+                                                     "\nNext: full_eval a candidate, screen more, or finish."))
+            if done:
+                wb.event(E.EvaluationChosen(choice="finish", policy="meta", rationale=done))
+                return True
         if not acted:
             wb.event(E.EvaluationChosen(choice="fallback", policy="meta",
                                         rationale="no usable evaluation choice: the ladder decides"))
         return acted
+
+    @staticmethod
+    def _evaluation_done(plan: IterationPlan, observation: str, promoted: bool, repeated: bool) -> str:
+        """Why the evaluation choices of this iteration are over, or "" to ask for another: a
+        promotion, the same choice twice in a row, or no proposal left to evaluate fully (small
+        models otherwise repeat a choice until the steps run out)."""
+        if promoted:
+            return "A new champion: this iteration's evaluation is done."
+        if repeated:
+            return "The same choice twice: this iteration's evaluation is done."
+        if all(c.full_eval is not None for c in plan.runnable()):
+            return "Every proposal is fully evaluated: this iteration's evaluation is done."
+        return ""
 
     async def _evaluate(self, wb: Workbench, action: A._Action) -> tuple[str, bool]:
         """Carry out a screen or full_eval; (observation, whether anything was evaluated)."""
