@@ -3,7 +3,8 @@
 * Each turn the model replies with one JSON action, {"thought", "action", "path", "input"}; the
   schema goes in `response_format`, so embedded models are grammar-constrained to it and remote
   models are asked for it (a reply that is not valid JSON is answered with the parse error).
-* The workspace is listed before the first turn, so the model starts from the file names.
+* The workspace is listed, with the first lines of each file, before the first turn: the model
+  starts from the file names and formats.
 * Observations are clipped (head and tail kept); when the conversation grows past CONTEXT_CHARS,
   older ones shrink to their first lines, so it stays well inside a small model's context (only
   then: an unchanged prefix lets a local model reuse its evaluated prompt).
@@ -20,6 +21,7 @@ CONTEXT_CHARS = 12_000  # past this, observations older than the last KEEP_RECEN
 OLD_OBSERVATION_LINES = 3
 KEEP_RECENT = 3
 MAX_ERRORS = 3  # consecutive failed steps before the model is pushed to answer
+HEAD_FILES, HEAD_LINES, HEADS_CHARS = 15, 3, 2500  # file beginnings shown before the first step
 
 ACTIONS = ["list", "read", "search", "write", "run_python", "run_shell", "answer"]
 
@@ -35,14 +37,22 @@ Actions:
 - run_shell: run the shell command in `input` in the workspace (e.g. python -m unittest).
 - answer: finish; `input` is the final answer, the value alone (e.g. 42, E1234, clamp).
 
-Rules: look at the files before answering; never guess. Use run_python to compute sums or counts.
-If there are tests, run them (run_shell, python -m unittest) to see what fails. To change a file,
-read it first, then write its full new content. Use "" for fields you do not need."""
+How to work:
+1. Look at the files that matter: read small ones, search big ones.
+2. For anything that needs counting, adding, comparing or scanning many lines, write a short
+   Python program (run_python) that reads the files and prints the result; answer with what it
+   printed. Do not compute such things in your head.
+3. If there are tests, run them (run_shell: python -m unittest) and read what fails.
+4. To change a file, read it first, then write its full new content.
+5. Answer with the value alone. Use "" for fields you do not need."""
 
 TASK = """Task: {{ task }}
 
 Files in the workspace:
-{{ listing }}"""
+{{ listing }}
+
+The first lines of each file:
+{{ heads }}"""
 
 
 def schema(actions):
@@ -100,11 +110,25 @@ def parse(reply):
     return action, None
 
 
+async def file_heads(ctx, listing):
+    """The first HEAD_LINES lines of the first HEAD_FILES files: their formats, before step one."""
+    heads = []
+    for line in str(listing).splitlines()[:HEAD_FILES]:
+        path = line.split("  (")[0]
+        head = await ctx.workspace.read(path, 1, HEAD_LINES)
+        if head.ok:
+            sliced = head.output.startswith(f"[{path}: lines ")  # a longer file: drop read's range header
+            body = head.output.split("\n", 1)[1] if sliced else head.output
+            heads.append(f"== {path} ==\n{body.rstrip()}")
+    return clip("\n".join(heads), HEADS_CHARS)
+
+
 async def run(task, ctx):
     listing = await ctx.workspace.list(".")
+    heads = await file_heads(ctx, listing) if listing.ok else ""
     messages = [
         {"role": "system", "content": SYSTEM},
-        {"role": "user", "content": ctx.render(TASK, task=task.input, listing=clip(str(listing)))},
+        {"role": "user", "content": ctx.render(TASK, task=task.input, listing=clip(str(listing)), heads=heads)},
     ]
     seen = {json.dumps(["list", {"path": "."}], sort_keys=True): 0}  # (tool, arguments) -> step it ran
     errors = 0

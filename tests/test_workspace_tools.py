@@ -129,7 +129,7 @@ def test_a_check_scores_the_final_workspace(tmp_path):
 def test_no_workspace_without_one_in_the_task(tmp_path):
     bench = Benchmark.from_records("plain", train=[{"input": "a", "target": "b"}], search=[{"input": "c", "target": "d"}],
                                    test=[{"input": "e", "target": "f"}])
-    result, trace = _evaluate(tmp_path, 'async def run(task, ctx):\n    return repr(ctx.workspace)\n', bench)
+    _, trace = _evaluate(tmp_path, 'async def run(task, ctx):\n    return repr(ctx.workspace)\n', bench)
     assert trace["answer"] == "None" and trace["workspace_changes"] is None
 
 

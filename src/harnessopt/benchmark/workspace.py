@@ -15,7 +15,7 @@ from typing import Any
 from harnessopt.records import WorkspaceChanges
 
 MAX_FILES = 500
-MAX_BYTES = 2 * 1024 * 1024  # all files of one task together, UTF-8
+MAX_BYTES = 512 * 1024  # all files of one task together, UTF-8 (a run sends them all to the parent)
 
 
 def check_path(path: str) -> str:
