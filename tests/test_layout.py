@@ -36,7 +36,7 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("name", ["guard.py", "launcher.py"])
+@pytest.mark.parametrize("name", ["guard.py", "launcher.py", "landlock.py"])
 def test_guard_and_launcher_are_standard_library_only(name):
     # They run in run_python's children, which cannot import harnessopt or site extras.
     imported = _imports(SRC / "worker" / name)

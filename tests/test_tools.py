@@ -21,7 +21,7 @@ def test_calculator_refuses(expr):
 
 def test_registry_rejects_unknown_tool_and_bad_args():
     tools = default_tools()
-    with pytest.raises(ToolError, match="registered tools: calculator, python"):
+    with pytest.raises(ToolError, match="registered tools: calculator, python, workspace.run"):
         asyncio.run(tools.call("shell", {}))
     with pytest.raises(ToolError, match="calculator"):
         asyncio.run(tools.call("calculator", {"expr": "1"}))

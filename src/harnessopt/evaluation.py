@@ -93,7 +93,7 @@ class GatewayBroker:
 
     async def tool_call(self, job: RolloutJob, name: str, args: dict[str, Any]) -> ToolCall:
         started = time.perf_counter()
-        record = ToolCall(name=name, args=args)
+        record = ToolCall(name=name, args=self.tools.recorded_args(name, args), started_at=time.time())
         try:
             record.result = await self.tools.call(name, args)
         except Exception as exc:  # noqa: BLE001 - any tool failure is reported to the harness
@@ -250,7 +250,8 @@ class Evaluator:
         )
         if outcome.status == "ok" and outcome.answer is not None:
             try:
-                score = await asyncio.to_thread(self.benchmark.score, task, outcome.answer)
+                score = await asyncio.to_thread(self.benchmark.score, task, outcome.answer,
+                                                workspace=outcome.workspace_changes)
                 problem = scorer_problem(score)
                 if problem is None:
                     trace.score, trace.explanation = score.value, score.explanation

@@ -21,11 +21,16 @@ class Record(BaseModel):
 
 
 class Task(Record):
-    """What a harness sees of one benchmark item: never the expected answer."""
+    """What a harness sees of one benchmark item: never the expected answer.
+
+    `workspace` (agentic benchmarks) maps relative paths to file contents: the worker writes
+    them into the rollout's scratch directory, where the harness reaches them through
+    `ctx.workspace`'s tools."""
 
     id: str
     input: str
     extra: dict[str, Any] = Field(default_factory=dict)
+    workspace: dict[str, str] | None = None
 
 
 class LabelledTask(Task):
@@ -34,7 +39,7 @@ class LabelledTask(Task):
     target: str
 
     def public(self) -> Task:
-        return Task(id=self.id, input=self.input, extra=self.extra)
+        return Task(id=self.id, input=self.input, extra=self.extra, workspace=self.workspace)
 
 
 class Example(Record):
@@ -132,6 +137,18 @@ class ToolCall(Record):
     result: Any = None
     error: str | None = None
     latency_s: float = 0.0
+    started_at: float = 0.0  # wall clock; orders tool calls among model calls in a multi-step trace
+
+
+class WorkspaceChanges(Record):
+    """What a rollout left changed in its task's workspace, as the worker saw it at the end.
+
+    The scorer rebuilds the final state from the task's files plus these (a check script runs on
+    it); `omitted` lists files that changed but were not sent (binary, symlinks, over the cap)."""
+
+    changed: dict[str, str] = Field(default_factory=dict)
+    deleted: list[str] = Field(default_factory=list)
+    omitted: list[str] = Field(default_factory=list)
 
 
 class LogLine(Record):
@@ -169,6 +186,7 @@ class RolloutTrace(Record):
     answer: str | None = None
     error: RolloutError | None = None
     status: RolloutStatus = "ok"
+    workspace_changes: WorkspaceChanges | None = None  # agentic tasks: files the rollout changed
     score: float = 0.0
     explanation: str = ""
     started_at: float = 0.0

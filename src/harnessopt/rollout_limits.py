@@ -12,7 +12,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from harnessopt.records import LogLine, RolloutError, ToolCall
+from harnessopt.records import LogLine, RolloutError, ToolCall, WorkspaceChanges
 
 if TYPE_CHECKING:
     from harnessopt.runner import RolloutOutcome
@@ -26,6 +26,7 @@ MAX_LOG_CHARS = 1_000_000  # all log lines of one rollout together
 MAX_TOOL_RECORDS = 10_000
 MAX_ANSWER_CHARS = 1_000_000
 MAX_CAPTURE_CHARS = 64 * 1024  # stdout / stderr characters kept, each
+MAX_WORKSPACE_CHANGE_CHARS = 1_000_000  # changed workspace files sent back at the end, together
 
 
 class CallLimits:
@@ -91,4 +92,24 @@ def apply_done(out: RolloutOutcome, msg: dict) -> bool:
     out.stderr = str(msg.get("stderr", ""))[: 2 * MAX_CAPTURE_CHARS]
     if out.status == "ok" and out.answer is None:
         raise ValueError("status ok without an answer")
+    if msg.get("workspace") is not None:
+        out.workspace_changes = checked_changes(msg["workspace"])
     return bool(msg.get("retire"))
+
+
+def checked_changes(raw: Any) -> WorkspaceChanges:
+    """A worker's workspace manifest, validated and held to MAX_WORKSPACE_CHANGE_CHARS (what does
+    not fit is listed as omitted, so a check on it fails instead of the parent filling up)."""
+    changes = WorkspaceChanges.model_validate(raw)
+    kept: dict[str, str] = {}
+    total = 0
+    for path, text in changes.changed.items():
+        total += len(path) + len(text)
+        if total > MAX_WORKSPACE_CHANGE_CHARS:
+            changes.omitted.append(path)
+        else:
+            kept[path] = text
+    changes.changed = kept
+    changes.deleted = [str(p)[:1000] for p in changes.deleted[:MAX_TOOL_RECORDS]]
+    changes.omitted = [str(p)[:1000] for p in changes.omitted[:MAX_TOOL_RECORDS]]
+    return changes

@@ -33,6 +33,7 @@ from harnessopt.records import (
     Task,
     ToolCall,
     Usage,
+    WorkspaceChanges,
 )
 from harnessopt.rollout_limits import CallLimits, apply_done, record_event
 from harnessopt.worker import ipc
@@ -68,6 +69,7 @@ class RolloutOutcome(Record):
     model_calls: list[ModelCall] = Field(default_factory=list)
     tool_calls: list[ToolCall] = Field(default_factory=list)
     logs: list[LogLine] = Field(default_factory=list)
+    workspace_changes: WorkspaceChanges | None = None
     started_at: float = 0.0
     finished_at: float = 0.0
     wall_s: float = 0.0

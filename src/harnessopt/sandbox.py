@@ -32,6 +32,7 @@ import math
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -53,13 +54,17 @@ _CHUNK = 8192
 
 
 class ExecResult(Record):
-    """Outcome of one sandboxed run. ``exit_code`` is negative when a signal ended the child."""
+    """Outcome of one sandboxed run. ``exit_code`` is negative when a signal ended the child.
+    ``files``/``files_omitted``: with ``files_back``, the text files the run left in that folder,
+    and those not returned (binary, symlinks, over the size cap)."""
 
     exit_code: int
     stdout: str = ""
     stderr: str = ""
     timed_out: bool = False
     wall_s: float = Field(default=0.0, ge=0.0)
+    files: dict[str, str] | None = None
+    files_omitted: list[str] = Field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -168,9 +173,31 @@ def parent_protected():
 LAUNCHER = Path(__file__).resolve().parent / "worker" / "launcher.py"
 
 
-def _command(memory_mb: int, cpu_s: int) -> list[str]:
+def _command(memory_mb: int, cpu_s: int, flags: list[str] = ()) -> list[str]:
     limits = [memory_mb * 1024 * 1024, cpu_s, FILE_SIZE_LIMIT_BYTES, MAX_PROCESSES]
-    return [*namespace_prefix(), sys.executable, "-E", "-s", str(LAUNCHER), *map(str, limits), *protected_roots()]
+    return [*namespace_prefix(), sys.executable, "-E", "-s", str(LAUNCHER), *map(str, limits), *flags,
+            *protected_roots()]
+
+
+_LANDLOCK_ABI: int | None = None
+
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version (0: none), which ``confine_fs`` needs (Linux 5.13+)."""
+    global _LANDLOCK_ABI
+    if _LANDLOCK_ABI is None:
+        _LANDLOCK_ABI = 0
+        if sys.platform.startswith("linux") and os.environ.get("HARNESSOPT_LANDLOCK", "1") != "0":
+            try:
+                import ctypes
+
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.syscall.restype = ctypes.c_long
+                # landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)
+                _LANDLOCK_ABI = max(int(libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1))), 0)
+            except (OSError, AttributeError):
+                _LANDLOCK_ABI = 0
+    return _LANDLOCK_ABI
 
 
 class _Drain(threading.Thread):
@@ -229,20 +256,69 @@ def run_python(
     stdin: str | None = None,
     files: dict[str, str] | None = None,
     output_cap: int = OUTPUT_CAP_BYTES,
+    confine_fs: bool = False,
+    allow_processes: bool = True,
+    files_back: str | None = None,
+    files_back_cap: int = 1024 * 1024,
 ) -> ExecResult:
     """Run ``code`` as ``main.py`` in a fresh temp dir under limits; see the module docstring.
 
     ``files`` maps relative paths to text content written into the working directory first.
     ``timeout_s`` is wall-clock; the CPU limit is set slightly above it. ``memory_mb`` limits the
-    address space (0 disables the limit). Never raises for anything the child does.
+    address space (0 disables the limit). ``confine_fs`` confines the child and every program it
+    starts to the system, the Python installation and its working directory (Landlock; check
+    ``landlock_abi()`` first: without it the run fails with exit code 126).
+    ``allow_processes=False`` makes the guard refuse new processes. ``files_back`` names a folder
+    of the working directory whose text files (up to ``files_back_cap`` bytes) come back in
+    ``ExecResult.files``. Never raises for anything the child does.
     """
+    flags = (["--confine-fs"] if confine_fs else []) + ([] if allow_processes else ["--no-processes"])
     with parent_protected():
         return _run_python(code, timeout_s=timeout_s, memory_mb=memory_mb, stdin=stdin, files=files,
-                           output_cap=output_cap)
+                           output_cap=output_cap, flags=flags, files_back=files_back, files_back_cap=files_back_cap)
+
+
+def read_text_tree(root: Path, cap: int) -> tuple[dict[str, str], list[str]]:
+    """Text files under `root` ({relative path: text}) and the paths left out: binary, symlinks,
+    other special files, and whatever passes `cap` bytes in total."""
+    files: dict[str, str] = {}
+    omitted: list[str] = []
+    total = 0
+    if root.is_symlink() or not root.is_dir():
+        return files, omitted
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames) + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            path = Path(dirpath, name)
+            rel = path.relative_to(root).as_posix()
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError:
+                omitted.append(rel)
+                continue
+            try:
+                with os.fdopen(fd, "rb") as f:
+                    st = os.fstat(f.fileno())
+                    # Links (and fifos, devices) could point the parent at what the child could not read.
+                    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+                        omitted.append(rel)
+                        continue
+                    data = f.read(cap + 1)
+                text = data.decode("utf-8")
+            except (OSError, UnicodeDecodeError):
+                omitted.append(rel)
+                continue
+            total += len(data)
+            if total > cap:
+                omitted.append(rel)
+                continue
+            files[rel] = text
+    return files, omitted
 
 
 def _run_python(code: str, *, timeout_s: float, memory_mb: int, stdin: str | None,
-                files: dict[str, str] | None, output_cap: int) -> ExecResult:
+                files: dict[str, str] | None, output_cap: int, flags: list[str] = (),
+                files_back: str | None = None, files_back_cap: int = 0) -> ExecResult:
     workdir = Path(tempfile.mkdtemp(prefix="harnessopt-sbx-"))
     started = time.monotonic()
     try:
@@ -251,7 +327,7 @@ def _run_python(code: str, *, timeout_s: float, memory_mb: int, stdin: str | Non
         cpu_s = max(1, math.ceil(timeout_s) + 1)
         try:
             proc = subprocess.Popen(
-                _command(memory_mb, cpu_s),
+                _command(memory_mb, cpu_s, flags),
                 cwd=workdir,
                 env=_child_env(str(workdir)),
                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
@@ -297,12 +373,15 @@ def _run_python(code: str, *, timeout_s: float, memory_mb: int, stdin: str | Non
         stderr = err.text()
         if timed_out:
             stderr += f"\n[sandbox: killed after timeout of {timeout_s:g}s]\n"
+        back, omitted = read_text_tree(workdir / files_back, files_back_cap) if files_back else (None, [])
         return ExecResult(
             exit_code=proc.returncode if proc.returncode is not None else -1,
             stdout=out.text(),
             stderr=stderr,
             timed_out=timed_out,
             wall_s=round(time.monotonic() - started, 4),
+            files=back,
+            files_omitted=omitted,
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

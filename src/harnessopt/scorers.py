@@ -397,3 +397,6 @@ def callable_scorer(answer: str, task: LabelledTask, *, function: Any = None, ba
         raise ScorerError("scorer 'callable' needs params.function = 'module:function'")
     fn = function if callable(function) else resolve_callable(str(function), base_dir=Path(base_dir) if base_dir else None)
     return _wrap_user(fn)(answer, task, **params)
+
+
+from harnessopt import workspace_scorer as _workspace_scorer  # noqa: E402,F401 - registers "workspace"

@@ -26,14 +26,28 @@ class Tool:
     name: str
     fn: Callable[..., Any]
     description: str
+    # What the trace keeps of a call's arguments (default: all of them); e.g. the workspace run
+    # tool drops the file snapshot it is sent with every call.
+    record_args: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
 class ToolRegistry:
     def __init__(self) -> None:
         self._tools: dict[str, Tool] = {}
 
-    def register(self, name: str, fn: Callable[..., Any], description: str = "") -> None:
-        self._tools[name] = Tool(name, fn, description or (inspect.getdoc(fn) or "").split("\n")[0])
+    def register(self, name: str, fn: Callable[..., Any], description: str = "",
+                 record_args: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+        self._tools[name] = Tool(name, fn, description or (inspect.getdoc(fn) or "").split("\n")[0], record_args)
+
+    def recorded_args(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        """The arguments of a call as the trace records them."""
+        tool = self._tools.get(name)
+        if tool is None or tool.record_args is None:
+            return args
+        try:
+            return tool.record_args(args)
+        except Exception:  # noqa: BLE001 - malformed arguments are recorded as given
+            return args
 
     def names(self) -> list[str]:
         return sorted(self._tools)
@@ -109,9 +123,10 @@ def _eval(node: ast.AST) -> Any:
 
 def python(code: str, timeout_s: float = 10.0) -> dict[str, Any]:
     """Run a Python snippet in a fresh limited subprocess; returns stdout, stderr, exit_code."""
-    from harnessopt.sandbox import run_python  # deferred: only the parent needs it
+    from harnessopt.sandbox import landlock_abi, run_python  # deferred: only the parent needs it
 
-    result = run_python(str(code), timeout_s=min(float(timeout_s), 30.0))
+    # Where the kernel allows it, programs the snippet starts are confined too (Landlock).
+    result = run_python(str(code), timeout_s=min(float(timeout_s), 30.0), confine_fs=landlock_abi() >= 1)
     return {
         "stdout": result.stdout,
         "stderr": result.stderr,
@@ -121,7 +136,10 @@ def python(code: str, timeout_s: float = 10.0) -> dict[str, Any]:
 
 
 def default_tools() -> ToolRegistry:
+    from harnessopt.workspace_tools import WORKSPACE_RUN, record_run_args, workspace_run
+
     registry = ToolRegistry()
     registry.register("calculator", calculator)
     registry.register("python", python)
+    registry.register(WORKSPACE_RUN, workspace_run, record_args=record_run_args)
     return registry

@@ -21,7 +21,7 @@ from harnessopt.benchmark.checks import BenchmarkWarning, check_targets_in_label
 from harnessopt.benchmark.sources import load_rows, one_line
 from harnessopt.benchmark.spec import SPLITS, BenchmarkError, BenchmarkSpec, ScorerSpec, load_spec, resolve_spec_path
 from harnessopt.benchmark.tasks import build_tasks, label_set
-from harnessopt.records import Example, LabelledTask, Score, SplitName
+from harnessopt.records import Example, LabelledTask, Score, SplitName, WorkspaceChanges
 from harnessopt.scorers import ScorerError, get_scorer, resolve_callable
 
 
@@ -199,11 +199,15 @@ class Benchmark:
         """Scorer-only fields of a task (parent side only; never hand these to a harness)."""
         return dict(self._hidden.get(task_id, {}))
 
-    def score(self, task: LabelledTask, answer: str | None) -> Score:
+    def score(self, task: LabelledTask, answer: str | None, *, workspace: WorkspaceChanges | None = None) -> Score:
         """Score one answer. Never raises for a bad answer: a scorer exception becomes a 0 with
-        the exception in the explanation (configuration errors surface at load time)."""
+        the exception in the explanation (configuration errors surface at load time).
+        `workspace`: what the rollout changed in the task's workspace (agentic tasks); scorers
+        get it as the `workspace` keyword when the task has a workspace."""
         try:
             kwargs = {"labels": self._labels, "hidden": self._hidden.get(task.id, {}), **self._scorer_params}
+            if task.workspace is not None:
+                kwargs["workspace"] = workspace or WorkspaceChanges()
             return self._scorer("" if answer is None else str(answer), task, **kwargs)
         except Exception as exc:  # noqa: BLE001
             return Score(value=0.0, explanation=f"scorer error: {one_line(exc, 300)}")
@@ -223,7 +227,8 @@ class Benchmark:
              "scorer": getattr(self._scorer, "__name__", str(self._scorer)), "params": {k: v for k, v in self._scorer_params.items() if _jsonable(v)}})
         for split in SPLITS:
             for t in self._tasks[split]:
-                put([split, t.id, t.input, t.target, t.extra, self._hidden.get(t.id), self._example_extra.get(t.id)])
+                row = [split, t.id, t.input, t.target, t.extra, self._hidden.get(t.id), self._example_extra.get(t.id)]
+                put(row + [t.workspace] if t.workspace is not None else row)  # same hash as before without one
         return h.hexdigest()[:16]
 
     def summary(self) -> dict[str, Any]:

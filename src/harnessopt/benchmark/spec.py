@@ -60,6 +60,9 @@ class FieldsSpec(_Spec):
     hidden: list[str] = Field(default_factory=list)
     # Columns shown only on train-split examples (e.g. GSM8K worked solutions), never on tasks.
     example_extra: list[str] = Field(default_factory=list)
+    # Agentic benchmarks: the column holding each task's file tree (a list of {path, content}
+    # records or a {path: content} object), written into the rollout's scratch directory.
+    workspace: str | None = None
 
     @model_validator(mode="after")
     def _disjoint(self) -> FieldsSpec:

@@ -12,6 +12,7 @@ from typing import Any
 
 from harnessopt.benchmark.sources import LoadedRows, resolve_local
 from harnessopt.benchmark.spec import ID_UNSAFE, SPLITS, BenchmarkError, BenchmarkSpec, SplitRef
+from harnessopt.benchmark.workspace import workspace_files
 from harnessopt.records import LabelledTask, SplitName
 
 _JINJA_VAR = re.compile(r"\{\{|\{%")
@@ -105,6 +106,8 @@ def build_tasks(spec: BenchmarkSpec, loaded: LoadedRows, seed: int):
         roles.append((f.id, "fields.id"))
     roles += [(c, "fields.extra") for c in f.extra] + [(c, "fields.hidden") for c in f.hidden]
     roles += [(c, "fields.example_extra") for c in f.example_extra]
+    if f.workspace:
+        roles.append((f.workspace, "fields.workspace"))
     regex = re.compile(f.target_regex) if f.target_regex else None
     for split, cols in loaded.columns.items():
         for col, role in roles:
@@ -161,7 +164,12 @@ def build_tasks(spec: BenchmarkSpec, loaded: LoadedRows, seed: int):
                 )
             seen[tid] = split
             origins[tid] = where
-            out.append(LabelledTask(id=tid, input=text, target=target, extra={c: row[c] for c in f.extra}))
+            try:
+                files = workspace_files(row[f.workspace]) if f.workspace else None
+            except ValueError as exc:
+                raise BenchmarkError(f"{where}: column {f.workspace!r} (fields.workspace): {exc}") from None
+            out.append(LabelledTask(id=tid, input=text, target=target, extra={c: row[c] for c in f.extra},
+                                    workspace=files))
             if f.hidden:
                 hidden[tid] = {c: row[c] for c in f.hidden}
             if f.example_extra and split == "train":

@@ -12,6 +12,7 @@ What each feedback mode shows is decided in `meta/views.py`; this module only co
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 
@@ -88,8 +89,11 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", (text or "").lower())
 
 
-def tags_of(t: RolloutTrace, *, labels: list[str] | None, task_shape: str) -> list[str]:
-    """Failure tags of one rollout (empty for a full score)."""
+def tags_of(t: RolloutTrace, *, labels: list[str] | None, task_shape: str,
+            step_ceiling: int | None = None) -> list[str]:
+    """Failure tags of one rollout (empty for a full score). A multi-step rollout (an agent
+    loop) also gets the loop tags of `loop_tags`; `step_ceiling` is its candidate's apparent
+    step cap (see `step_ceiling`)."""
     if t.score >= 1.0:
         return []
     tags: list[str] = []
@@ -129,7 +133,120 @@ def tags_of(t: RolloutTrace, *, labels: list[str] | None, task_shape: str) -> li
                     tags.append("failing_test")
             else:
                 tags.append("wrong_answer")
+    if is_multi_step(t):
+        tags += loop_tags(t, step_ceiling)
     return tags or ["low_score"]
+
+
+# --------------------------------------------------------------------------- agent loops
+
+STEP_CAP_LOG = re.compile(r"step (cap|limit)|max(imum)?[ _]steps|too many steps", re.IGNORECASE)
+LOOP_SYNTAX = re.compile(r"^\s*(thought|action|action input|observation|final answer)\s*:|\{\s*\"(action|tool|thought)\"|```",
+                         re.IGNORECASE | re.MULTILINE)
+LISTING_TOOLS = re.compile(r"(^|\.)(list|ls|describe)$")
+MIN_CEILING_STEPS = 4  # a loop this short is not called capped from call counts alone
+MIN_AT_CEILING = 3     # rollouts that must share the largest call count before it counts as a cap
+
+
+def _tools(t: RolloutTrace) -> list:
+    """The rollout's own tool calls (retrievals of few-shot examples are not steps)."""
+    return [c for c in t.tool_calls if not c.name.startswith("examples.")]
+
+
+def is_multi_step(t: RolloutTrace) -> bool:
+    return len(t.model_calls) > 1 or bool(_tools(t))
+
+
+def step_ceiling(traces: list[RolloutTrace]) -> int | None:
+    """A fixed step cap shows as a ceiling: the largest number of model calls of a candidate's
+    rollouts, shared by at least MIN_AT_CEILING of them. None when there is no such ceiling."""
+    counts = Counter(len(t.model_calls) for t in traces)
+    if not counts:
+        return None
+    top = max(counts)
+    return top if top >= MIN_CEILING_STEPS and counts[top] >= MIN_AT_CEILING else None
+
+
+def hit_step_cap(t: RolloutTrace, ceiling: int | None = None) -> bool:
+    """The harness logged a step cap, or the rollout reached its candidate's call ceiling."""
+    if any(STEP_CAP_LOG.search(line.msg) for line in t.logs):
+        return True
+    return ceiling is not None and len(t.model_calls) >= ceiling
+
+
+def _key(call) -> str:
+    return call.name + " " + json.dumps(call.args, sort_keys=True, default=str)
+
+
+def repeated_tool_calls(t: RolloutTrace) -> int:
+    """Tool calls identical (name and arguments) to an earlier call of the same rollout."""
+    seen: set[str] = set()
+    repeats = 0
+    for call in _tools(t):
+        key = _key(call)
+        repeats += key in seen
+        seen.add(key)
+    return repeats
+
+
+def _model_text(call) -> str:
+    if call.prompt is not None:
+        return call.prompt
+    return "\n".join(str(m.get("content", "")) for m in call.messages or [])
+
+
+def ignored_tool_errors(t: RolloutTrace) -> int:
+    """Failed tool calls the loop went past: the same call made again later, or (when calls carry
+    times) an error no later model call was shown."""
+    calls = _tools(t)
+    ignored = 0
+    for i, call in enumerate(calls):
+        if call.error is None:
+            continue
+        if any(_key(later) == _key(call) for later in calls[i + 1:]):
+            ignored += 1
+            continue
+        if call.started_at <= 0:
+            continue
+        after = [m for m in t.model_calls if m.started_at >= call.started_at]
+        snippet = " ".join(call.error.split())[:40]
+        if after and snippet and not any(snippet in " ".join(_model_text(m).split()) for m in after):
+            ignored += 1
+    return ignored
+
+
+def answered_before_evidence(t: RolloutTrace) -> bool:
+    """An agent rollout that answered without one successful tool call beyond listing files."""
+    calls = _tools(t)
+    if not calls or t.status != "ok":
+        return False
+    return not any(c.error is None and not LISTING_TOOLS.search(c.name) for c in calls)
+
+
+def malformed_answer(t: RolloutTrace) -> bool:
+    """The answer is not a bare value: loop syntax (Thought:/Action:/JSON/fences), several lines,
+    more than LONG_ANSWER_CHARS, or the scorer found the value amid other text."""
+    answer = (t.answer or "").strip()
+    if not answer or t.status != "ok":
+        return False
+    return (bool(LOOP_SYNTAX.search(answer)) or "\n" in answer or len(answer) > LONG_ANSWER_CHARS
+            or "also other text" in (t.explanation or ""))
+
+
+def loop_tags(t: RolloutTrace, ceiling: int | None = None) -> list[str]:
+    """Failure tags particular to agent loops."""
+    tags = []
+    if hit_step_cap(t, ceiling):
+        tags.append("step_cap")
+    if repeated_tool_calls(t):
+        tags.append("repeated_tool_call")
+    if ignored_tool_errors(t):
+        tags.append("tool_error_ignored")
+    if answered_before_evidence(t):
+        tags.append("answer_before_evidence")
+    if malformed_answer(t):
+        tags.append("malformed_answer")
+    return tags
 
 
 _NAMES = {
@@ -147,6 +264,11 @@ _NAMES = {
     "test_timeout": "the tests time out",
     "wrong_answer": "wrong answer",
     "low_score": "scored below 1",
+    "step_cap": "the loop hit its step cap",
+    "repeated_tool_call": "the same tool call was repeated",
+    "tool_error_ignored": "a tool error was ignored (the call repeated, or the error never shown to the model)",
+    "answer_before_evidence": "answered before reading any evidence (no successful tool call beyond listing)",
+    "malformed_answer": "the answer is not a bare value (loop syntax, several lines or extra text)",
 }
 
 
@@ -165,8 +287,9 @@ def build_digest(traces: list[RolloutTrace], *, candidate: str, labels: list[str
     traces = sorted(traces, key=lambda t: (t.task_id, t.trial))
     counts: Counter[str] = Counter()
     members: dict[str, list[RolloutTrace]] = {}
+    ceiling = step_ceiling(traces)
     for t in traces:
-        for tag in tags_of(t, labels=labels, task_shape=task_shape):
+        for tag in tags_of(t, labels=labels, task_shape=task_shape, step_ceiling=ceiling):
             counts[tag] += 1
             members.setdefault(tag, []).append(t)
     clusters = []
@@ -228,6 +351,13 @@ def call_facts(traces: list[RolloutTrace]) -> list[str]:
         facts.append("the harness made no model calls")
     if tools:
         facts.append("tool/context calls: " + ", ".join(f"{k} {n}" for k, n in tools.most_common(5)))
+    loops = [t for t in traces if is_multi_step(t)]
+    if loops:
+        steps = [len(t.model_calls) for t in loops]
+        errors = sum(c.error is not None for t in loops for c in _tools(t))
+        facts.append(f"agent loop: {len(loops)} multi-step rollouts, {sum(steps) / len(steps):.1f} model calls on "
+                     f"average (max {max(steps)}), {sum(len(_tools(t)) for t in loops) / len(loops):.1f} tool calls, "
+                     f"{errors} tool errors")
     return facts
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from harnessopt.meta.digest import Digest
+from harnessopt.meta.digest import Digest, is_multi_step
 from harnessopt.records import RolloutTrace
 
 FeedbackMode = Literal["traces", "summary", "scores"]
@@ -89,6 +89,8 @@ class FeedbackView:
     def trace_pages(self, t: RolloutTrace) -> list[str]:
         if self.mode != "traces":
             return [self.line(t) + f"\n(feedback mode '{self.mode}': trace text is not shown)"]
+        if is_multi_step(t):
+            return step_pages(t)
         text = render_trace(t)
         return [text[i:i + PAGE_CHARS] for i in range(0, len(text), PAGE_CHARS)] or [""]
 
@@ -143,6 +145,85 @@ def render_trace(t: RolloutTrace) -> str:
             out.append(t.error.traceback)
     out.append(f"answer: {t.answer!r}")
     return "\n".join(x for x in out if x)
+
+
+# --------------------------------------------------------------------------- agent loops, step by step
+
+STEP_OUTPUT_CHARS = 1500  # one tool output or model message within a step
+
+
+def trace_steps(t: RolloutTrace) -> list[str]:
+    """A multi-step rollout as steps in time order: each model call with only the messages that
+    are new since the previous call (an agent's conversation repeats its history every turn),
+    and each tool call with its arguments, clipped output and error."""
+    events = sorted([(m.started_at, 0, i) for i, m in enumerate(t.model_calls)]
+                    + [(c.started_at or float("inf"), 1, i) for i, c in enumerate(t.tool_calls)])
+    steps, prompt, before, reply = [], "", [], None
+    for n, (_, kind, i) in enumerate(events, 1):
+        if kind == 0:
+            call = t.model_calls[i]
+            lines = [f"step {n}: model call ({call.kind}, {call.latency_s:.1f} s, "
+                     f"{call.prompt_tokens}+{call.completion_tokens} tokens)"]
+            if call.prompt is not None:
+                repeated = bool(prompt) and call.prompt.startswith(prompt)
+                lines.append(("(prompt as before, then:)\n" if repeated else "prompt:\n")
+                             + _cut(call.prompt[len(prompt):] if repeated else call.prompt, STEP_OUTPUT_CHARS))
+                prompt = call.prompt
+            messages = call.messages or []
+            same = 0
+            while same < min(len(messages), len(before)) and messages[same] == before[same]:
+                same += 1
+            if (same == len(before) and reply is not None and len(messages) > same
+                    and messages[same].get("role") == "assistant" and messages[same].get("content") == reply):
+                same += 1  # the previous reply, sent back as the assistant's turn
+            if same:
+                lines.append(f"(the first {same} messages as in the previous model call)")
+            lines += [f"[{m.get('role')}] {_cut(str(m.get('content')), STEP_OUTPUT_CHARS)}" for m in messages[same:]]
+            before, reply = messages, call.response
+            lines.append(f"response: {_cut(call.response or '', STEP_OUTPUT_CHARS)}" if call.error is None
+                         else f"error: {call.error}")
+        else:
+            tool = t.tool_calls[i]
+            result = f"ERROR: {tool.error}" if tool.error else _cut(str(tool.result), STEP_OUTPUT_CHARS)
+            lines = [f"step {n}: tool {tool.name}({_clip(str(tool.args), 300)})", f"-> {result}"]
+        steps.append("\n".join(lines))
+    return steps
+
+
+def step_pages(t: RolloutTrace, limit: int = PAGE_CHARS) -> list[str]:
+    """Pages of whole steps (a step longer than a page is cut across pages), each headed by the
+    steps it holds; the first page starts with the rollout's outcome, the last ends with it."""
+    head = "\n".join(x for x in [
+        f"rollout {t.candidate_id} / {t.task_id} / trial {t.trial}: status {t.status}, score {t.score:.2f}, "
+        f"{len(t.model_calls)} model calls, {len(t.tool_calls)} tool calls",
+        f"scorer: {t.explanation}" if t.explanation else "", f"input: {t.task_input}"] if x)
+    tail = [f"log: {line.msg}" for line in t.logs]
+    if t.error:
+        tail.append(f"error: {t.error.type}: {t.error.message}")
+    tail.append(f"answer: {t.answer!r}")
+    steps = trace_steps(t)
+    blocks = [(0, head)] + [(n, s) for n, s in enumerate(steps, 1)] + [(len(steps) + 1, "\n".join(tail))]
+    pages: list[tuple[list[int], str]] = []
+    for n, block in blocks:
+        for part in [block[i:i + limit] for i in range(0, len(block), limit)] or [""]:
+            if pages and len(pages[-1][1]) + len(part) + 2 <= limit:
+                pages[-1][0].append(n)
+                pages[-1] = (pages[-1][0], pages[-1][1] + "\n\n" + part)
+            else:
+                pages.append(([n], part))
+    out = []
+    for ns, text in pages:
+        inner = [n for n in ns if 1 <= n <= len(steps)]
+        label = f"steps {min(inner)}-{max(inner)} of {len(steps)}" if inner else f"{len(steps)} steps"
+        out.append(f"({label})\n{text}")
+    return out
+
+
+def _cut(text: str, n: int) -> str:
+    """Head and tail of a long text (newlines kept)."""
+    if len(text) <= n:
+        return text
+    return f"{text[: n * 2 // 3]}\n[... {len(text) - n} characters cut ...]\n{text[-(n // 3):]}"
 
 
 def _clip(text: str, n: int) -> str:

@@ -17,6 +17,8 @@ from jinja2 import StrictUndefined
 
 from harnessopt.examples import ExampleIndex
 from harnessopt.records import Example
+from harnessopt.worker.readonly import _ReadOnly
+from harnessopt.worker.workspace import Workspace, ToolResult
 
 # Parameters a harness may set on a model call. Anything else (api_base, api_key, ...) is
 # refused: a harness chooses how to ask, never where the request goes or whose key pays.
@@ -27,36 +29,6 @@ _jinja = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_
 
 class ContextCallError(RuntimeError):
     """A model or tool call made through ctx failed; the message says why."""
-
-
-class _ReadOnlyType(type):
-    """Classes whose attributes harness code cannot replace (ctx's methods, say)."""
-
-    def __setattr__(cls, name: str, value: Any) -> None:
-        raise AttributeError(f"{cls.__name__} is read-only: harness code cannot replace {cls.__name__}.{name}; "
-                             "wrap ctx in a helper function of your own instead")
-
-    def __delattr__(cls, name: str) -> None:
-        cls.__setattr__(name, None)
-
-
-class _ReadOnly(metaclass=_ReadOnlyType):
-    """Instances are read-only after __init__: `ctx.complete = fake` is an AttributeError that says
-    so, rather than a patch that silently changes what later code sees. (Even a patch that gets
-    through changes only what the harness asks for: the parent records every call it serves.)"""
-
-    __slots__ = ()
-
-    def _init(self, **fields: Any) -> None:
-        for name, value in fields.items():
-            object.__setattr__(self, name, value)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"ctx is read-only: harness code cannot set {type(self).__name__}.{name}; "
-                             "wrap ctx in a helper function of your own instead")
-
-    def __delattr__(self, name: str) -> None:
-        self.__setattr__(name, None)
 
 
 @dataclass(frozen=True)
@@ -116,7 +88,7 @@ class Examples(_ReadOnly):
 class HarnessContext(_ReadOnly):
     """`ctx`: everything a harness may use. See docs/HARNESS.md for the full contract."""
 
-    __slots__ = ("model", "labels", "examples", "_request", "_notify")
+    __slots__ = ("model", "labels", "examples", "workspace", "_request", "_notify")
 
     def __init__(
         self,
@@ -127,10 +99,13 @@ class HarnessContext(_ReadOnly):
         request: Requester,
         notify: Notifier,
         task_id: str | None = None,
+        workspace: Workspace | None = None,
     ):
-        """`task_id`: the task being run; its own example (a train task's) is never shown."""
+        """`task_id`: the task being run; its own example (a train task's) is never shown.
+        `workspace`: the task's files and tools (agentic benchmarks), else None."""
         self._init(model=model, labels=list(labels) if labels else None,
-                   examples=Examples(examples, notify, exclude=task_id), _request=request, _notify=notify)
+                   examples=Examples(examples, notify, exclude=task_id), workspace=workspace,
+                   _request=request, _notify=notify)
 
     async def chat(self, messages: list[dict[str, Any]], **params: Any) -> str:
         """Chat completion. `messages` are {"role", "content"} dicts. Returns the reply text."""
@@ -166,4 +141,4 @@ def _check_params(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-__all__ = ["HarnessContext", "TaskView", "ContextCallError", "ALLOWED_PARAMS"]
+__all__ = ["HarnessContext", "TaskView", "ContextCallError", "ALLOWED_PARAMS", "Workspace", "ToolResult"]

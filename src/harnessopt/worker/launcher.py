@@ -1,11 +1,14 @@
 """The first code in every child of `harnessopt.sandbox.run_python`: limits, guard, then main.py.
 
-Run as a script, ``python -E -s launcher.py MEMORY CPU FSIZE NPROC [PROTECTED ...]``, in the
-child's fresh working directory. It sets the resource limits in the child itself (rather than a
-`preexec_fn`, which can deadlock when the parent has threads: the evaluator scores answers from
-worker threads), installs the guard from `guard.py` beside it, and runs ``main.py`` in the same
-process. Standard library only: the child does not import harnessopt (its folders are closed to
-sandboxed code), it loads `guard.py` as a plain module from this file's folder.
+Run as a script, ``python -E -s launcher.py MEMORY CPU FSIZE NPROC [--confine-fs] [--no-processes]
+[PROTECTED ...]``, in the child's fresh working directory. It sets the resource limits in the
+child itself (rather than a `preexec_fn`, which can deadlock when the parent has threads: the
+evaluator scores answers from worker threads), installs the guard from `guard.py` beside it, and
+runs ``main.py`` in the same process. ``--confine-fs`` first confines the filesystem with Landlock
+(`landlock.py`: binding on every program the child starts, which the guard is not);
+``--no-processes`` makes the guard refuse new processes. Standard library only: the child does
+not import harnessopt (its folders are closed to sandboxed code), it loads `guard.py` and
+`landlock.py` as plain modules from this file's folder.
 """
 
 from __future__ import annotations
@@ -37,19 +40,21 @@ def apply_limits(memory: int, cpu_s: int, file_size: int, processes: int) -> Non
         _limit(resource.RLIMIT_NPROC, processes)
 
 
-def _load_guard():
-    """guard.py from this file's folder, without leaving that folder on sys.path, a `guard`
-    module in sys.modules (main.py may have its own) or a .pyc beside it."""
+def _load_sibling(name):
+    """A module from this file's folder (guard.py, landlock.py), without leaving that folder on
+    sys.path, the module in sys.modules (main.py may have its own) or a .pyc beside it."""
+    import importlib
+
     sys.path[0] = os.path.dirname(os.path.abspath(__file__))
     sys.dont_write_bytecode, was = True, sys.dont_write_bytecode
     try:
-        import guard
+        module = importlib.import_module(name)
     finally:
         sys.dont_write_bytecode = was
-        del sys.modules["guard"]
+        del sys.modules[name]
         # main.py's folder (the working directory) takes the place a `python -c` child gives it.
         sys.path[0] = ""
-    return guard
+    return module
 
 
 def run_main() -> None:
@@ -69,13 +74,23 @@ def run_main() -> None:
 
 def main(argv: list[str]) -> None:
     memory, cpu_s, file_size, processes = (int(x) for x in argv[:4])
+    flags = {a for a in argv[4:] if a.startswith("--")}
+    protected = [a for a in argv[4:] if not a.startswith("--")]
     apply_limits(memory, cpu_s, file_size, processes)
-    guard = _load_guard()
+    guard = _load_sibling("guard")
     here = os.getcwd()
     import ctypes  # noqa: F401 - before the guard: ctypes loads libraries at import (numpy imports it); new loads are refused
 
-    guard.install_guard([here], guard.default_read_roots() + [here], guard.default_deny_roots() + argv[4:],
-                        allow_processes=True)
+    deny = guard.default_deny_roots() + protected
+    if "--confine-fs" in flags:  # before the guard, which refuses the ctypes calls this needs
+        landlock = _load_sibling("landlock")
+        try:
+            landlock.confine(landlock.system_read_roots(guard.default_read_roots()), [here], deny)
+        except OSError as exc:
+            sys.stderr.write(f"sandbox: filesystem confinement failed ({exc}); nothing was run\n")
+            sys.exit(126)
+    guard.install_guard([here], guard.default_read_roots() + [here], deny,
+                        allow_processes="--no-processes" not in flags)
     run_main()
 
 

@@ -20,6 +20,7 @@ from harnessopt.records import Example
 from harnessopt.worker import ipc
 from harnessopt.worker.context import ContextCallError, HarnessContext, TaskView
 from harnessopt.worker.isolation import Baseline, CapturedOutput
+from harnessopt.worker.workspace import FOLDER as WORKSPACE_FOLDER, Workspace, materialise
 
 MAX_ANSWER_CHARS = 1_000_000  # a longer answer is a failed rollout, not a 100 MB trace
 MAX_EVENTS_PER_ROLLOUT = 20_000  # log lines / retrieval records sent to the parent per rollout
@@ -86,24 +87,30 @@ class Worker:
         os.chdir(scratch)
         result: dict[str, Any] = {"answer": None, "error": None, "status": "ok"}
         retire = None
+        workspace: Workspace | None = None
         with CapturedOutput(scratch) as captured:
             try:
                 try:
                     run = self._load_run(job["source"], job["path"])
                     index, labels = self.indexes[job["examples_key"]]
                     job_id = job["job_id"]
-                    task = TaskView(**job["task"])
-                    ctx = HarnessContext(
-                        model=job["model"],
-                        labels=labels,
-                        examples=index,
-                        request=lambda op, args: self.request(job_id, op, args),
-                        notify=lambda op, args: self.notify(job_id, op, args),
-                        task_id=task.id,
-                    )
+                    fields = dict(job["task"])
+                    files = fields.pop("workspace", None)
+                    task = TaskView(**fields)
+                    request = lambda op, args: self.request(job_id, op, args)  # noqa: E731
+                    notify = lambda op, args: self.notify(job_id, op, args)  # noqa: E731
+                    if files is not None:  # the task's file tree, also the harness's working directory
+                        root = os.path.join(scratch, WORKSPACE_FOLDER)
+                        materialise(root, files)
+                        os.chdir(root)
+                        workspace = Workspace(root, files, request, notify)
+                    ctx = HarnessContext(model=job["model"], labels=labels, examples=index, request=request,
+                                         notify=notify, task_id=task.id, workspace=workspace)
                     answer = await asyncio.wait_for(_guarded(run(task, ctx)), timeout=job["timeout_s"])
                 finally:
                     retire = self.baseline.restore_and_check()
+                    if workspace is not None:  # what the scorer's check runs on, even after a failure
+                        result["workspace"] = _changes(workspace)
                 if not isinstance(answer, str):
                     raise TypeError(
                         f"run() returned {type(answer).__name__}, expected str: return the answer as text"
@@ -181,6 +188,13 @@ def _cancel_leftover_tasks(keep: set) -> None:
     for task in asyncio.all_tasks():
         if task not in keep:
             task.cancel()
+
+
+def _changes(workspace: Workspace) -> dict[str, Any]:
+    try:
+        return workspace.changes().model_dump()
+    except Exception as exc:  # noqa: BLE001 - a workspace the harness wrecked is reported, not fatal
+        return {"changed": {}, "deleted": [], "omitted": [f"(workspace unreadable: {type(exc).__name__})"]}
 
 
 def _error(kind: str, message: str, tb: str | None) -> dict[str, Any]:
