@@ -101,7 +101,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             harness, bench, split=opts.split, limit=opts.limit, trials=opts.trials,
             task_model=opts.task_model, concurrency=opts.concurrency, out=opts.out, seed=opts.seed,
             temperature=opts.temperature, max_tokens=opts.max_tokens, timeout_s=opts.timeout_s,
-            progress=on_rollout,
+            progress=on_rollout, executor=opts.executor, ray_address=opts.ray_address,
+            ray_worker_cpus=opts.ray_worker_cpus,
         ))
 
     if args.json:

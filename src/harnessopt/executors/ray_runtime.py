@@ -1,0 +1,67 @@
+"""Connecting to Ray: the install hint, the address, and a local runtime that holds no API keys.
+
+With no address, harnessopt starts a Ray runtime on this machine. Ray's processes are children
+of this one and would inherit its environment, API keys included; they are started from an
+environment without key-like variables, so no Ray worker holds a key (the driver's gateway,
+in this process, makes every model call).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from harnessopt.errors import UsageError
+
+INSTALL_HINT = "--executor ray needs Ray: pip install 'harnessopt[ray]' (or pip install 'ray>=2.9')"
+# Variables that hold secrets by name; Ray's own settings (RAY_AUTH_TOKEN above all) stay, the
+# local runtime needs them.
+SECRET_SUFFIXES = ("_API_KEY", "_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_KEY_ID", "_CREDENTIALS")
+LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024  # examples and jobs only: no need for Ray's 30% of RAM
+_env_lock = threading.Lock()
+
+
+def require_ray() -> Any:
+    """The `ray` module, or a one-line UsageError saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(INSTALL_HINT) from None
+    return ray
+
+
+def secret_names(environ: dict[str, str] | os._Environ) -> list[str]:
+    return [name for name in environ if name.upper().endswith(SECRET_SUFFIXES) and not name.startswith("RAY_")]
+
+
+def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
+    """Connect this process to Ray (no-op when it already is). Returns True when this call
+    started or joined Ray, so the caller should shut it down when done."""
+    ray = require_ray()
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False, "configure_logging": True,
+                              "logging_level": "warning"}
+    if address is None:
+        kwargs.update(num_cpus=num_cpus, object_store_memory=LOCAL_OBJECT_STORE_BYTES)
+        with _env_lock:  # Ray's processes start from this environment, minus the keys
+            hidden = {name: os.environ.pop(name) for name in secret_names(os.environ)}
+            try:
+                ray.init(**kwargs)
+            finally:
+                os.environ.update(hidden)
+        return True
+    try:
+        ray.init(address=address, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise UsageError(f"--ray-address {address}: cannot connect to a Ray cluster there ({detail}); start one "
+                         "(ray start --head), or drop --ray-address to run Ray on this machine") from None
+    return True
+
+
+def disconnect() -> None:
+    ray = require_ray()
+    if ray.is_initialized():
+        ray.shutdown()
