@@ -108,8 +108,9 @@ class RayExecutor:
             self._add_host()
 
     def _add_host(self) -> None:
-        actor = self._actor_class.options(num_cpus=self.worker_cpus, max_restarts=0).remote(
-            self.memory_mb, self.kill_grace_s, self.guard)
+        # SPREAD: a pool of rollout workers should use every node, not fill the first one.
+        options = {"num_cpus": self.worker_cpus, "max_restarts": 0, "scheduling_strategy": "SPREAD"}
+        actor = self._actor_class.options(**options).remote(self.memory_mb, self.kill_grace_s, self.guard)
         host = _Host(actor)
         self._hosts.add(host)
         host.welcome = asyncio.create_task(self._welcome(host))
@@ -183,6 +184,19 @@ class RayExecutor:
         """The hosts started so far (pid, node): what tests and benches look at."""
         return [h.info for h in self._hosts if h.info is not None]
 
+    async def warm(self) -> list[HostInfo]:
+        """Start every host now and wait until all are ready (benches, tests); rollouts do not
+        need this, they start on the first ready host."""
+        self._start()
+        deadline = time.monotonic() + self.start_timeout_s
+        while len(await self.host_infos()) < self.concurrency:
+            if self._fatal is not None:
+                raise self._fatal
+            if time.monotonic() > deadline:
+                raise UsageError(self._no_host_message())
+            await asyncio.sleep(0.05)
+        return await self.host_infos()
+
     # ------------------------------------------------------------------ one rollout
 
     async def run(self, job: RolloutJob, broker: Broker) -> RolloutOutcome:
@@ -200,14 +214,17 @@ class RayExecutor:
                 continue
             except BaseException:  # cancelled: the host was told to stop the rollout and is reusable
                 self._release(host)
+                replay.cancel_pending()
                 raise
             self._release(host)
+            replay.cancel_pending()
             self.calls_replayed += replay.replayed
             if lost:
                 outcome.logs.insert(0, LogLine(t=outcome.started_at, msg=(
                     f"[harnessopt] started again on another Ray worker after {len(lost)} lost attempt(s) "
                     f"({lost[-1]}); {replay.replayed} call(s) answered from the lost attempt(s), not paid again")))
             return outcome
+        replay.cancel_pending()
         self.calls_replayed += replay.replayed
         now = time.time()
         return RolloutOutcome(status="error", started_at=now, finished_at=now, error=RolloutError(

@@ -14,7 +14,7 @@ from typing import Any
 
 from harnessopt.errors import UsageError
 
-INSTALL_HINT = "--executor ray needs Ray: pip install 'harnessopt[ray]' (or pip install 'ray>=2.9')"
+INSTALL_HINT = "--executor ray needs Ray, which is not installed: pip install 'harnessopt[ray]'"
 # Variables that hold secrets by name; Ray's own settings (RAY_AUTH_TOKEN above all) stay, the
 # local runtime needs them.
 SECRET_SUFFIXES = ("_API_KEY", "_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_KEY_ID", "_CREDENTIALS")
