@@ -29,21 +29,23 @@ class LoopbackCluster:
         # Short: Ray's socket paths live under it and must stay under the OS's 107 characters.
         self.temp_dir = tempfile.mkdtemp(prefix="rt")
         self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
+        # Ray replaces 127.0.0.1 ("localhost") by the machine's outward address; other loopback
+        # addresses it takes as they are. Each node gets its own: 127.0.0.2, 127.0.0.3, ...
+        self.address = f"127.0.0.2:{self.port}"
         self.env = {
-            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # Ray binds to loopback, not the outward address
             "RAY_AUTH_MODE": "token",
             "RAY_AUTH_TOKEN": secrets.token_hex(32),
             "RAY_USAGE_STATS_ENABLED": "0",
         }
         self.nodes: list[subprocess.Popen] = []
+        self.client_address: str | None = None
 
     def _start(self, args: list[str], cpus: float, resources: str | None) -> subprocess.Popen:
         ray = shutil.which("ray")
         if ray is None:
             raise RuntimeError("the ray command is not installed")
         log = Path(self.temp_dir, f"node{len(self.nodes)}.log")
-        cmd = [ray, "start", *args, f"--num-cpus={cpus:g}", "--object-store-memory=80000000",
+        cmd = [ray, "start", *args, f"--node-ip-address=127.0.0.{len(self.nodes) + 2}", f"--num-cpus={cpus:g}", "--object-store-memory=80000000",
                f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}",
                "--disable-usage-stats", "--block"]
         if resources:
@@ -59,9 +61,14 @@ class LoopbackCluster:
             time.sleep(0.2)
         return proc
 
-    def start_head(self, cpus: float = 2, resources: str | None = None) -> "LoopbackCluster":
-        self._start(["--head", f"--port={self.port}", f"--temp-dir={self.temp_dir}", "--include-dashboard=false",
-                     ], cpus, resources)
+    def start_head(self, cpus: float = 2, resources: str | None = None, client: bool = False) -> "LoopbackCluster":
+        """The head; with `client`, also a Ray Client server (needs ray[client]) at `client_address`."""
+        args = ["--head", f"--port={self.port}", f"--temp-dir={self.temp_dir}", "--include-dashboard=false"]
+        if client:
+            port = free_port()
+            args.append(f"--ray-client-server-port={port}")
+            self.client_address = f"ray://127.0.0.2:{port}"
+        self._start(args, cpus, resources)
         return self
 
     def add_node(self, cpus: float = 2, resources: str | None = None) -> subprocess.Popen:

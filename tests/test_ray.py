@@ -71,7 +71,7 @@ def cluster():
     os.environ.update(lc.env)
     try:
         pytest.importorskip("ray")
-        lc.start_head(cpus=2)
+        lc.start_head(cpus=2, client=_has_ray_client())
         yield lc
     finally:
         import ray
@@ -84,6 +84,12 @@ def cluster():
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _has_ray_client() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("grpc") is not None  # what ray[client] adds
 
 
 def ray_executor(cluster, concurrency: int = 2, **kw):
@@ -129,6 +135,25 @@ def test_eval_on_ray_is_identical_to_local(cluster, tmp_path):
     assert 0 < local.score < 1  # the stub answers some tasks right and some wrong
     assert rollout_view(remote.run_dir) == rollout_view(local.run_dir)
     assert {h.pid for h in hosts}.isdisjoint({os.getpid()}) and len(hosts) == 2  # they ran in Ray's processes
+
+
+def test_a_ray_client_address_works_like_a_cluster_address(cluster, tmp_path):
+    if cluster.client_address is None:
+        pytest.skip("ray[client] is not installed")
+    from harnessopt.executors.ray_executor import RayExecutor
+
+    harness = harness_from_source(TWO_CALLS, "two_calls.py")
+
+    async def go():
+        executor = RayExecutor(1, address=cluster.client_address)
+        try:
+            return await evaluate_async(harness, benchmark(), out=tmp_path, gateway=StubGateway(label_reply),
+                                        executor=executor)
+        finally:
+            await executor.close()
+
+    result = asyncio.run(go())
+    assert result.n_errors == 0 and [t.scores for t in result.tasks] == [[1.0], [1.0], [0.0], [1.0]]
 
 
 class KillingGateway(StubGateway):
