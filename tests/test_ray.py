@@ -173,7 +173,7 @@ class KillingGateway(StubGateway):
         return await super()._answer(model, text)
 
 
-def test_killed_ray_workers_lose_no_rollout_and_pay_no_call_twice(cluster, tmp_path):
+def test_killed_ray_workers_lose_no_rollout_and_pay_no_call_twice(cluster, tmp_path, capfd):
     harness = harness_from_source(TWO_CALLS, "two_calls.py")
 
     async def go():
@@ -200,6 +200,24 @@ def test_killed_ray_workers_lose_no_rollout_and_pay_no_call_twice(cluster, tmp_p
     assert notes and "not paid again" in notes[0]
     for pid in victims:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+    time.sleep(1)  # Ray's notice of the dead workers arrives on its own thread
+    out, err = capfd.readouterr()
+    assert "(raylet)" not in out  # Ray's notices go to stderr: stdout is for results (--json)
+
+
+def test_a_worker_that_cannot_be_placed_is_one_line(cluster, tmp_path):
+    from harnessopt.errors import UsageError
+
+    async def go():
+        executor = ray_executor(cluster, concurrency=1, worker_cpus=64, start_timeout_s=3)
+        try:
+            await evaluate_async(harness_from_source(TWO_CALLS, "h.py"), benchmark(1), out=tmp_path,
+                                 gateway=StubGateway(label_reply), executor=executor)
+        finally:
+            await executor.close()
+
+    with pytest.raises(UsageError, match=r"each needs 64 CPU and the cluster has 2 free; lower --ray-worker-cpus"):
+        asyncio.run(go())
 
 
 # --------------------------------------------------------------------------- optimize: SIGKILL and resume

@@ -32,7 +32,13 @@ HOST_SLACK_S = 90.0
 
 
 class _HostLost(Exception):
-    """The host running a rollout died or stopped answering."""
+    """The host running a rollout died or stopped answering. `started`: after its first answer.
+    A host lost before that (most often one that died idle, found dead when handed the rollout)
+    was served no call, so retrying costs nothing: such losses count as attempts only past a cap."""
+
+    def __init__(self, message: str, started: bool = True):
+        super().__init__(message)
+        self.started = started
 
 
 class _Host:
@@ -148,9 +154,9 @@ class RayExecutor:
             if self._fatal is not None:
                 self._idle.put_nowait(None)
                 raise self._fatal
-            if self._ever_ready:
+            if any(h.info is not None for h in self._hosts):  # a live host comes back when its rollout ends
                 host = await self._idle.get()
-            else:
+            else:  # none started yet, or all lost: new ones must be placed, within the start timeout
                 try:
                     host = await asyncio.wait_for(self._idle.get(), timeout=self.start_timeout_s)
                 except asyncio.TimeoutError:
@@ -162,9 +168,10 @@ class RayExecutor:
         ray = ray_runtime.require_ray()
         with contextlib.suppress(Exception):
             free = ray.available_resources().get("CPU", 0.0)
-            return (f"no Ray worker started within {self.start_timeout_s:g} s: each needs {self.worker_cpus:g} CPU "
-                    f"and the cluster has {free:g} free; lower --ray-worker-cpus or --concurrency, or add nodes")
-        return f"no Ray worker started within {self.start_timeout_s:g} s"
+            return (f"no Ray worker running, and none started within {self.start_timeout_s:g} s: each needs "
+                    f"{self.worker_cpus:g} CPU and the cluster has {free:g} free; lower --ray-worker-cpus or "
+                    "--concurrency, or add nodes")
+        return f"no Ray worker running, and none started within {self.start_timeout_s:g} s"
 
     def _release(self, host: _Host) -> None:
         if host in self._hosts and not self._closed:
@@ -203,14 +210,18 @@ class RayExecutor:
         self._start()
         replay = CallReplay()
         lost: list[str] = []
-        for attempt in range(1, self.attempts + 1):
+        dead_on_arrival = 0  # hosts lost before their first answer (see _HostLost)
+        while len(lost) < self.attempts:
             host = await self._acquire()
             replay.new_attempt()
             try:
                 outcome = await self._run_on(host, job, broker, replay)
             except _HostLost as exc:
                 self._replace(host)
-                lost.append(str(exc))
+                if exc.started or dead_on_arrival >= self.concurrency + self.attempts:
+                    lost.append(str(exc))
+                else:
+                    dead_on_arrival += 1
                 continue
             except BaseException:  # cancelled: the host was told to stop the rollout and is reusable
                 self._release(host)
@@ -241,9 +252,11 @@ class RayExecutor:
         deadline = time.monotonic() + job.timeout_s + self.kill_grace_s + HOST_SLACK_S
         serving: set[asyncio.Task] = set()
         pending = host.actor.start.remote(job, examples)
+        started = False
         try:
             while True:
-                batch = await self._answer(pending, deadline)
+                batch = await self._answer(pending, deadline, started)
+                started = True
                 host.examples_keys.add(job.examples_key)
                 for request in batch.requests:
                     task = asyncio.create_task(self._serve(host, job, broker, replay, request))
@@ -259,7 +272,7 @@ class RayExecutor:
             for task in serving:
                 task.cancel()
 
-    async def _answer(self, ref: Any, deadline: float) -> HostBatch:
+    async def _answer(self, ref: Any, deadline: float, started: bool) -> HostBatch:
         ray = ray_runtime.require_ray()
 
         async def get() -> HostBatch:
@@ -270,7 +283,7 @@ class RayExecutor:
         except asyncio.TimeoutError:
             raise _HostLost("the Ray worker stopped answering") from None
         except ray.exceptions.RayError as exc:
-            raise _HostLost(f"{type(exc).__name__}: {_one_line(exc)}") from None
+            raise _HostLost(f"{type(exc).__name__}: {_one_line(exc)}", started=started) from None
 
     async def _serve(self, host: _Host, job: RolloutJob, broker: Broker, replay: CallReplay,
                      request: BrokerRequest) -> None:

@@ -41,6 +41,7 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
     ray = require_ray()
     if ray.is_initialized():
         return False
+    _notices_to_stderr(ray)
     kwargs: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False, "configure_logging": True,
                               "logging_level": "warning"}
     if address is None:
@@ -59,6 +60,21 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
         raise UsageError(f"--ray-address {address}: cannot connect to a Ray cluster there ({detail}); start one "
                          "(ray start --head), or drop --ray-address to run Ray on this machine") from None
     return True
+
+
+def _notices_to_stderr(ray: Any) -> None:
+    """Ray prints its notices (a worker died, ...) on stdout, where `--json` output goes; they
+    go to stderr instead. (A private hook of Ray's; left alone if it is not there.)"""
+    worker = getattr(getattr(ray, "_private", None), "worker", None)
+    original = getattr(worker, "print_to_stdstream", None)
+    if original is None or getattr(original, "harnessopt", False):
+        return
+
+    def to_stderr(data: dict, ignore_prefix: bool) -> None:
+        original({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr.harnessopt = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = to_stderr
 
 
 def disconnect() -> None:
