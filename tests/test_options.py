@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args, get_origin
+
 import pytest
 
 from harnessopt.budget import Budget
@@ -28,6 +30,11 @@ def _value_for(flag) -> tuple[list[str], object]:
         return [flag.name, str(value)], value
     if float in kinds:
         return [flag.name, "0.5"], 0.5
+    if get_origin(info.annotation) is Literal:  # a choice: another one than the default
+        value = next(choice for choice in get_args(info.annotation) if choice != info.default)
+        return [flag.name, value], value
+    if flag.path == ("ray_address",):  # an address, used only with --executor ray
+        return ["--executor", "ray", flag.name, "auto"], "auto"
     return [flag.name, "some-value"], "some-value"
 
 
