@@ -390,6 +390,19 @@ def test_options_name_a_bad_ray_address(capsys):
     assert "--ray-address is used only with --executor ray" in capsys.readouterr().err
 
 
+def test_nothing_at_the_ray_address_is_one_line_before_any_run_directory(tmp_path, capsys):
+    pytest.importorskip("ray")
+    from ray_cluster import free_port
+
+    address = f"127.0.0.1:{free_port()}"  # a port nothing listens on
+    started = time.monotonic()
+    assert main(["eval", "--harness", str(HERE.parent / "harnesses" / "home_intents_fewshot.py"), "--benchmark",
+                 "home_intents", "--executor", "ray", "--ray-address", address, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"--ray-address {address}: nothing answers there" in err
+    assert time.monotonic() - started < 30 and not any(tmp_path.iterdir())
+
+
 class CountingBroker:
     def __init__(self):
         self.calls: list[str] = []

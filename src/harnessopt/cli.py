@@ -75,7 +75,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     opts = build(EvalOptions, {}, flags=given_options(args), command="harnessopt eval")
     preflight(opts.task_model)  # model strings and keys: before anything starts
-    check_available(opts.executor)
+    check_available(opts.executor, opts.ray_address)
     _check_out(opts.out)
     console = Console(stderr=True)
     harness = load_harness(opts.harness)
@@ -260,7 +260,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         result = asyncio.run(compare_async(resume=args.resume, progress=print_progress))
     else:
         spec = grid_spec(args)
-        check_available(spec.executor)
+        check_available(spec.executor, spec.ray_address)
         print(f"experiment: {len(spec.arms())} arm(s) x {len(spec.seeds)} seed(s) = {len(spec.runs())} runs, "
               f"{spec.parallel} at once; budget per run: {spec.budget_text()}", file=sys.stderr)
         result = asyncio.run(compare_async(spec, progress=print_progress))

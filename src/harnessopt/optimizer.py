@@ -114,7 +114,7 @@ async def optimize_async(config: OptimizeConfig | None = None, *, resume: str | 
                              "data or start a new run")
         preflight_models(config.task_model, config.meta_model if proposer is None else None, gateway)
         if executor is None:
-            check_available(config.executor)
+            check_available(config.executor, config.ray_address)
         if proposer is None and config.meta_model != RANDOM_PROPOSER:
             check_prompts_dir(config.prompts_dir)
         search_tasks = bench.tasks("search", limit=config.search_limit)

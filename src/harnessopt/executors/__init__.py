@@ -25,12 +25,15 @@ def check_ray_address(value: str) -> str:
     raise ValueError("expected auto, ray://HOST:PORT or HOST:PORT")
 
 
-def check_available(kind: str) -> None:
-    """Refuse an executor that cannot be built here (Ray not installed), before anything starts."""
+def check_available(kind: str, address: str | None = None) -> None:
+    """Refuse an executor that cannot be built here (Ray not installed, nothing at the cluster
+    address), before anything starts."""
     if kind == "ray":
-        from harnessopt.executors.ray_runtime import require_ray
+        from harnessopt.executors.ray_runtime import probe, require_ray
 
         require_ray()
+        if address is not None:
+            probe(address)
     elif kind not in EXECUTORS:
         raise UsageError(f"executor {kind!r}: choose one of {', '.join(EXECUTORS)}")
 

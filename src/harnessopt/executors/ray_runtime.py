@@ -9,6 +9,7 @@ in this process, makes every model call).
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from typing import Any
 
@@ -31,17 +32,33 @@ def require_ray() -> Any:
     return ray
 
 
+def probe(address: str, timeout_s: float = 5.0) -> None:
+    """A HOST:PORT or ray://HOST:PORT address must accept connections: Ray itself retries an
+    unreachable one for minutes before it gives up."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--ray-address {address}: nothing answers there ({exc.strerror or exc}); start the "
+                         "cluster (ray start --head), or give no address to run Ray on this machine") from None
+
+
 def secret_names(environ: dict[str, str] | os._Environ) -> list[str]:
     return [name for name in environ if name.upper().endswith(SECRET_SUFFIXES) and not name.startswith("RAY_")]
 
 
 def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
-    """Connect this process to Ray (no-op when it already is). Returns True when this call
+    """Connect this process to Ray (no-op when it already is): to `address`, else to the cluster
+    in RAY_ADDRESS (as Ray does), else to a new local runtime. Returns True when this call
     started or joined Ray, so the caller should shut it down when done."""
     ray = require_ray()
     if ray.is_initialized():
         return False
     _notices_to_stderr(ray)
+    where = f"--ray-address {address}" if address else f"RAY_ADDRESS {os.environ.get('RAY_ADDRESS')}"
+    address = address or os.environ.get("RAY_ADDRESS") or None  # Ray joins that cluster anyway
     kwargs: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False, "configure_logging": True,
                               "logging_level": "warning"}
     if address is None:
@@ -53,12 +70,13 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
             finally:
                 os.environ.update(hidden)
         return True
+    probe(address)
     try:
         ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         detail = " ".join(str(exc).split())[:300]
-        raise UsageError(f"--ray-address {address}: cannot connect to a Ray cluster there ({detail}); start one "
-                         "(ray start --head), or drop --ray-address to run Ray on this machine") from None
+        raise UsageError(f"{where}: cannot connect to a Ray cluster there ({detail}); start one (ray start "
+                         "--head), or give no address (and no RAY_ADDRESS) to run Ray on this machine") from None
     return True
 
 
