@@ -294,9 +294,17 @@ class RayExecutor:
             result = await replay.serve(request, job, broker)
         except Exception as exc:  # noqa: BLE001 - a broker failure is the harness's error, as in a local run
             error = f"{type(exc).__name__}: {exc}"
-        # A host lost meanwhile is noticed by the pending next(); nothing to do here.
+        # A host lost meanwhile is noticed by the pending next(); nothing to do here. Shielded: the
+        # rollout may end (and this task be cancelled) while the reply is on its way, and Ray
+        # Client mishandles a cancelled wait.
+        with contextlib.suppress(ray.exceptions.RayError, asyncio.CancelledError):
+            await asyncio.shield(self._reply(host, job.job_id, request.id, result, error))
+
+    @staticmethod
+    async def _reply(host: _Host, job_id: str, request_id: int, result: Any, error: str | None) -> None:
+        ray = ray_runtime.require_ray()
         with contextlib.suppress(ray.exceptions.RayError):
-            await host.actor.reply.remote(job.job_id, request.id, result, error)
+            await host.actor.reply.remote(job_id, request_id, result, error)
 
     # ------------------------------------------------------------------ sharing and closing
 
