@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import typing
+from typing import Literal, get_args, get_origin
 
 import pytest
 
@@ -23,8 +23,8 @@ def _value_for(flag) -> tuple[list[str], object]:
     info = field.model_fields[flag.path[-1]]
     if flag.is_bool:
         return [flag.name], not info.default
-    if typing.get_origin(info.annotation) is typing.Literal:  # a choice: another allowed value
-        value = next(v for v in typing.get_args(info.annotation) if v != info.default)
+    if get_origin(info.annotation) is Literal:  # a choice: another allowed value
+        value = next(v for v in get_args(info.annotation) if v != info.default)
         return [flag.name, str(value)], value
     kinds = set(getattr(info.annotation, "__args__", ())) | {info.annotation}
     if int in kinds:
@@ -34,6 +34,8 @@ def _value_for(flag) -> tuple[list[str], object]:
         return [flag.name, str(value)], value
     if float in kinds:
         return [flag.name, "0.5"], 0.5
+    if flag.path == ("ray_address",):  # an address, used only with --executor ray
+        return ["--executor", "ray", flag.name, "auto"], "auto"
     return [flag.name, "some-value"], "some-value"
 
 

@@ -81,12 +81,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from harnessopt.benchmark import load_benchmark
     from harnessopt.evaluation import check_tasks, evaluate_async
+    from harnessopt.executors import check_available
     from harnessopt.harness import load_harness
     from harnessopt.llm import preflight
     from harnessopt.options import EvalOptions, build, given_options
 
     opts = build(EvalOptions, {}, flags=given_options(args), command="harnessopt eval")
     preflight(opts.task_model)  # model strings and keys: before anything starts
+    check_available(opts.executor, opts.ray_address)
     _check_out(opts.out)
     console = Console(stderr=True)
     harness = load_harness(opts.harness)
@@ -114,7 +116,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             harness, bench, split=opts.split, limit=opts.limit, trials=opts.trials,
             task_model=opts.task_model, concurrency=opts.concurrency, out=opts.out, seed=opts.seed,
             temperature=opts.temperature, max_tokens=opts.max_tokens, timeout_s=opts.timeout_s,
-            progress=on_rollout,
+            progress=on_rollout, executor=opts.executor, ray_address=opts.ray_address,
+            ray_worker_cpus=opts.ray_worker_cpus,
         ))
 
     if args.json:
@@ -260,6 +263,7 @@ def _paths(tree: dict, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
 def cmd_compare(args: argparse.Namespace) -> int:
     from harnessopt.comparison import compare_async
     from harnessopt.errors import UsageError
+    from harnessopt.executors import check_available
     from harnessopt.optimizer import print_progress
     from harnessopt.options import given_options
 
@@ -272,6 +276,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         result = asyncio.run(compare_async(resume=args.resume, progress=print_progress))
     else:
         spec = grid_spec(args)
+        check_available(spec.executor, spec.ray_address)
         print(f"experiment: {len(spec.arms())} arm(s) x {len(spec.seeds)} seed(s) = {len(spec.runs())} runs, "
               f"{spec.parallel} at once; budget per run: {spec.budget_text()}", file=sys.stderr)
         result = asyncio.run(compare_async(spec, progress=print_progress))

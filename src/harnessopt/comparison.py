@@ -33,6 +33,7 @@ from typing import Any, Callable
 from pydantic import Field, field_validator, model_validator
 
 from harnessopt.errors import UsageError
+from harnessopt.executors import shared_pool
 from harnessopt.llm import LOCAL_MODEL
 from harnessopt.meta.views import FEEDBACK_MODES, FeedbackMode
 from harnessopt import options
@@ -343,6 +344,7 @@ async def compare_async(spec: GridSpec | None = None, *, resume: str | Path | No
 
     say = progress or (lambda line: None)
     lock: DirectoryLock | None = None  # one process per experiment directory
+    pool: Any = None  # with --executor ray: one pool of Ray workers that every run shares
     try:
         if resume is not None:
             exp = _Experiment(Path(resume))
@@ -357,6 +359,9 @@ async def compare_async(spec: GridSpec | None = None, *, resume: str | Path | No
             for arm in spec.arms():
                 preflight_models(specs[arm.task].model, specs[arm.meta].model)
         bench = benchmark or load_benchmark(spec.benchmark, data=spec.data, seed=spec.split_seed)
+        if executor_factory is None and spec.executor == "ray":  # cells share one pool of Ray workers
+            pool = shared_pool(spec, runs_at_once=spec.parallel)
+            executor_factory = lambda entry, config: pool.share()  # noqa: E731
         if resume is None:
             exp_id = experiment_id or new_run_id(f"cmp-{spec.name}")
             exp = _Experiment(Path(spec.out) / exp_id)
@@ -439,6 +444,8 @@ async def compare_async(spec: GridSpec | None = None, *, resume: str | Path | No
         return ExperimentResult(experiment_dir=str(exp.path), name=spec.name,
                                 runs=[outcomes[e.id] for e in entries])
     finally:
+        if pool is not None:
+            await pool.close()
         if lock is not None:
             lock.release()
 

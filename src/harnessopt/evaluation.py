@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from harnessopt.benchmark import Benchmark, load_benchmark
 from harnessopt.budget import BudgetExceeded, BudgetTracker
 from harnessopt.errors import UsageError
+from harnessopt.executors import check_available, connect_early, make_executor
 from harnessopt.harness import HarnessFile, load_harness
 from harnessopt import records
 from harnessopt.llm import LOCAL_MODEL, CallRequest, Gateway, LLMError, metered_call, preflight_gateway
@@ -354,8 +355,14 @@ async def evaluate_async(harness: str | Path | HarnessFile, benchmark: str | Pat
                          data: str | Path | None = None, seed: int = 0, temperature: float = 0.0,
                          max_tokens: int = DEFAULT_MAX_TOKENS, timeout_s: float = 60.0,
                          memory_mb: int = 2048, run_id: str | None = None,
-                         progress: ProgressFn | None = None, gateway: Gateway | None = None) -> EvalResult:
-    """Evaluate one harness on one split. Inputs are checked before any run directory is made."""
+                         progress: ProgressFn | None = None, gateway: Gateway | None = None,
+                         executor: Executor | str = "local", ray_address: str | None = None,
+                         ray_worker_cpus: float = 1.0) -> EvalResult:
+    """Evaluate one harness on one split. Inputs are checked before any run directory is made.
+
+    `executor` is "local" (worker processes on this machine), "ray" (the same workers on a Ray
+    cluster at `ray_address`; None starts Ray here) or an Executor object, which the caller keeps
+    and closes."""
     if trials < 1:
         raise UsageError(f"trials must be at least 1, got {trials}")
     if limit is not None and limit < 1:
@@ -367,27 +374,37 @@ async def evaluate_async(harness: str | Path | HarnessFile, benchmark: str | Pat
     if not tasks:
         raise UsageError(f"benchmark {bench.name!r} has no tasks in split {split!r}")
     check_tasks(bench.name, split, tasks)
+    owned = isinstance(executor, str)  # built (and closed) here
+    kind = executor if owned else type(executor).__name__
+    if owned:
+        check_available(executor)
+        executor = make_executor(executor, concurrency=concurrency, memory_mb=memory_mb, ray_address=ray_address,
+                                 ray_worker_cpus=ray_worker_cpus)
     params = ModelParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
-    store = RunStore.create(out, {
-        "kind": "eval", "harness": harness_file.path, "harness_hash": harness_file.hash,
-        "benchmark": bench.name, "benchmark_fingerprint": bench.fingerprint, "split": split,
-        "limit": limit, "trials": trials, "task_model": task_model, "params": params.model_dump(),
-        "concurrency": concurrency, "timeout_s": timeout_s, "seed": seed, "versions": package_versions(),
-    }, run_id=run_id, label=f"eval-{bench.name}")
-    candidate_id = safe_name(Path(harness_file.path).stem)
+    store: RunStore | None = None
     try:
-        evaluator = Evaluator(bench, store, model=task_model, params=params, gateway=gateway,
+        if owned:
+            connect_early(executor)  # a bad cluster address is one line, before any run directory
+        store = RunStore.create(out, {
+            "kind": "eval", "harness": harness_file.path, "harness_hash": harness_file.hash,
+            "benchmark": bench.name, "benchmark_fingerprint": bench.fingerprint, "split": split,
+            "limit": limit, "trials": trials, "task_model": task_model, "params": params.model_dump(),
+            "concurrency": concurrency, "timeout_s": timeout_s, "seed": seed, "versions": package_versions(),
+            "executor": kind,
+        }, run_id=run_id, label=f"eval-{bench.name}")
+        candidate_id = safe_name(Path(harness_file.path).stem)
+        evaluator = Evaluator(bench, store, model=task_model, params=params, gateway=gateway, executor=executor,
                               concurrency=concurrency, timeout_s=timeout_s, memory_mb=memory_mb)
         evaluator.register_candidate(harness_file, candidate_id, origin=harness_file.path)
-        try:
-            result = await evaluator.evaluate(harness_file, candidate_id, tasks, trials=trials, split=split,
-                                              progress=progress)
-        finally:
-            await evaluator.close()
+        result = await evaluator.evaluate(harness_file, candidate_id, tasks, trials=trials, split=split,
+                                          progress=progress)
         store.append_ledger(LedgerRow.for_eval(result, kind="eval", decision="eval"))
         store.update_info(result=result.model_dump(exclude={"tasks"}))
     finally:
-        store.close()
+        if owned:
+            await executor.close()
+        if store is not None:
+            store.close()
     return result
 
 

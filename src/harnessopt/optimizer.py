@@ -20,6 +20,7 @@ from harnessopt.benchmark import Benchmark, load_benchmark
 from harnessopt.budget import BudgetExceeded, BudgetTracker, Spend
 from harnessopt.errors import UsageError
 from harnessopt.evaluation import Evaluator, check_tasks, package_versions
+from harnessopt.executors import check_available, connect_early, executor_for
 from harnessopt.harness import load_harness
 from harnessopt.llm import Gateway, preflight_gateway
 from harnessopt.meta.llm_proposer import LLMProposer
@@ -28,7 +29,6 @@ from harnessopt.meta.views import FeedbackView
 from harnessopt.options import OptimizeConfig  # re-exported: part of the API
 from harnessopt.meta.workbench import Workbench
 from harnessopt.records import EvalResult, ModelParams, Record, Usage
-from harnessopt.runner import LocalProcessExecutor
 from harnessopt.store import LedgerRow, RunStore, StoreError
 
 
@@ -98,6 +98,7 @@ async def optimize_async(config: OptimizeConfig | None = None, *, resume: str | 
     writer at a time: resuming one that another live process is running is refused.
     """
     store: RunStore | None = None
+    made: Any = None  # an executor built here: _search closes it, or this function if the run never starts
     try:
         if resume is not None:
             store = RunStore.open(resume, writer=True)  # takes its lock
@@ -112,6 +113,8 @@ async def optimize_async(config: OptimizeConfig | None = None, *, resume: str | 
                              f"{info.get('benchmark_fingerprint')}, now {bench.fingerprint}); resume with the same "
                              "data or start a new run")
         preflight_models(config.task_model, config.meta_model if proposer is None else None, gateway)
+        if executor is None:
+            check_available(config.executor, config.ray_address)
         if proposer is None and config.meta_model != RANDOM_PROPOSER:
             check_prompts_dir(config.prompts_dir)
         search_tasks = bench.tasks("search", limit=config.search_limit)
@@ -128,16 +131,21 @@ async def optimize_async(config: OptimizeConfig | None = None, *, resume: str | 
                 f"{len(search_tasks)} search tasks x {config.trials} trials"
                 f"{' x 2 for the noise floor' if config.measure_noise else ''}); raise it or lower --search-limit"
             )
+        if executor is None:
+            executor = made = executor_for(config)
+            connect_early(executor)  # a bad cluster address is one line, before any run directory
         if store is None:
             store = RunStore.create(config.out, {
                 "kind": "optimize", "config": config.model_dump(mode="json"),
                 "benchmark_fingerprint": bench.fingerprint, "versions": package_versions(),
             }, run_id=run_id, label=f"opt-{bench.name}-{config.feedback}")
         store.start_clock()  # the run's clock: a resume continues it, never restarts it
+        made = None
         return await _search(config, store, harness, bench, search_tasks, test_tasks, proposer=proposer,
-                             gateway=gateway or Gateway(), executor=executor or LocalProcessExecutor(config.concurrency),
-                             say=progress or (lambda line: None))
+                             gateway=gateway or Gateway(), executor=executor, say=progress or (lambda line: None))
     finally:
+        if made is not None:
+            await made.close()
         if store is not None:
             store.close()
 

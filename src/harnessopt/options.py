@@ -20,7 +20,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harnessopt.budget import Budget
 from harnessopt.errors import UsageError
@@ -31,6 +31,7 @@ from harnessopt.records import DEFAULT_MAX_TOKENS, SplitName
 # Each rollout runs in a worker process; far more of them than cores only queues work and memory.
 MAX_CONCURRENCY = max(32, 16 * (os.cpu_count() or 1))
 EvalPolicy = Literal["meta", "ladder", "always-full"]
+ExecutorKind = Literal["local", "ray"]
 EVAL_POLICIES: tuple[str, ...] = ("meta", "ladder", "always-full")
 # What providers accept (OpenAI allows 0-2; others less): outside it a call can only fail.
 MAX_TEMPERATURE = 2.0
@@ -64,6 +65,12 @@ class RolloutOptions(Options):
     temperature: float = Field(0.0, ge=0, le=MAX_TEMPERATURE, description="task model's sampling temperature")
     max_tokens: int = Field(DEFAULT_MAX_TOKENS, ge=1, description="task model's max tokens per call (a harness may set its own)")
     out: str = Field("traces", description="root folder of run directories")
+    executor: ExecutorKind = Field("local", description="where rollouts run: local (worker processes on this "
+                                   "machine) or ray (the same worker processes on a Ray cluster; needs the ray extra)")
+    ray_address: str | None = Field(None, description="Ray cluster to use with --executor ray: auto, ray://HOST:PORT "
+                                    "or HOST:PORT (default: start a Ray runtime on this machine)")
+    ray_worker_cpus: float = Field(1.0, gt=0, le=64, description="CPUs Ray reserves per rollout worker (0.25 packs "
+                                   "four workers per core when rollouts mostly wait on the model)")
 
     @field_validator("out")
     @classmethod
@@ -71,6 +78,19 @@ class RolloutOptions(Options):
         if not v.strip():
             raise ValueError("an empty path would write into the current directory; pass a folder such as traces")
         return v
+
+    @field_validator("ray_address")
+    @classmethod
+    def _ray_address(cls, v: str | None) -> str | None:
+        from harnessopt.executors import check_ray_address
+
+        return None if v is None else check_ray_address(v)
+
+    @model_validator(mode="after")
+    def _ray_options_need_ray(self) -> "TaskOptions":
+        if self.executor != "ray" and self.ray_address is not None:
+            raise ValueError("--ray-address is used only with --executor ray; add --executor ray or drop it")
+        return self
 
 
 class TaskOptions(RolloutOptions, _HarnessOption):
