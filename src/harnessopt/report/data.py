@@ -29,6 +29,7 @@ from pydantic import Field
 from harnessopt import events as E
 from harnessopt.ledger import LedgerRow
 from harnessopt.records import Record, RolloutTrace
+from harnessopt.report.calibration import Calibration, calibrate, prediction_points
 from harnessopt.store import CandidateMeta, RunStore, safe_name
 
 
@@ -158,6 +159,7 @@ class RunSummary(Record):
     curve: list[CurvePoint] = Field(default_factory=list)
     champion_test_tasks: dict[str, float] = Field(default_factory=dict)  # task -> mean over trials
     seed_test_tasks: dict[str, float] = Field(default_factory=dict)
+    calibration: Calibration = Field(default_factory=Calibration)  # predicted vs measured score changes
 
 
 class RunData(Record):
@@ -263,6 +265,7 @@ def load_run(path: str | Path, traces: list[RolloutTrace] | None = None) -> RunD
         curve=[CurvePoint(rollouts=r.cum_rollouts, usd=r.cum_usd, score=r.champion_score)
                for r in search if r.champion_score is not None],
         champion_test_tasks=task_means(final, "test"), seed_test_tasks=task_means(seed_id, "test"),
+        calibration=calibrate(prediction_points(ledger, events, candidates)),
     )
     if summary.seed_test is not None and summary.champion_test is not None:
         summary.improvement = summary.champion_test - summary.seed_test
