@@ -26,6 +26,7 @@ rollouts. Resuming reuses every sample already on disk.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
@@ -148,6 +149,7 @@ async def run_sample_async(config: OptimizeConfig | None = None, *, resume: str 
             store = RunStore.create(config.out, {
                 "kind": "sample", "config": config.model_dump(mode="json"), "benchmark_fingerprint": bench.fingerprint,
                 "versions": package_versions(), "sampling_rule": K_RULE}, run_id=run_id, label=f"sample-{bench.name}")
+        started = time.time()
         # Each seed samples with its own model seeds (seed x K + trial), so seeds are independent draws.
         params = ModelParams(temperature=config.temperature, max_tokens=config.max_tokens, seed=config.seed * k)
         evaluator = Evaluator(bench, store, model=config.task_model, params=params, gateway=gateway or Gateway(),
@@ -172,7 +174,7 @@ async def run_sample_async(config: OptimizeConfig | None = None, *, resume: str 
             m, lo, hi = mean_ci(values)
             return TestScore(candidate="c0000", score=m, ci_low=lo, ci_high=hi, n_tasks=len(values))
 
-        spend = Spend(task=result.usage)
+        spend = Spend(task=result.usage, elapsed_s=time.time() - started)
         out = OptimizeResult(
             run_dir=str(store.path), seed_id="c0000", champion_id="c0000", champion_path=str(store.harness_path("c0000")),
             champion_code=harness.source, seed_search=0.0, champion_search=0.0,
