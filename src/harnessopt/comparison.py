@@ -9,16 +9,14 @@ and budgets, in its own run directory under the experiment directory:
       report.md, *.png, report.html   written by `harnessopt report` (and at the end of compare)
 
 Arms and seeds run concurrently up to `parallel`; `resume` skips finished runs, resumes killed
-ones from their own caches (nothing is paid twice) and starts runs that never began.
+ones from their own caches (nothing is paid twice) and starts runs that never began. Splits are
+fixed: the benchmark is loaded once with `split_seed`, so every run searches and is tested on the
+same tasks; a run's `seed` varies the meta-agent's sampling and the task model's seed. (So resume
+an experiment's run through `compare --resume`, which passes that benchmark.)
 
-Splits are fixed for the whole experiment: the benchmark is loaded once with `split_seed`, so
-every arm and every seed searches and is tested on the same tasks. A run's `seed` varies the
-meta-agent's sampling and the task model's seed, not the tasks. (So resume an experiment's run
-through `compare --resume`, which passes that benchmark, not `optimize --resume`.)
-
-A second local "model" for cross-pairings without API keys: `local/gemma-3-270m@t0.9` means the
-same weights decoded at temperature 0.9 (`parse_model_spec`). It is labelled as such everywhere:
-it is a different decoding configuration, not a different model family.
+Control arms sit on the meta side: `random` (random pattern search) and `sample` (no search: the
+seed harness sampled K times per test task, sampling.py). `MODEL@t0.9` is the same weights decoded
+at temperature 0.9 (`parse_model_spec`), labelled everywhere as not another model family.
 """
 
 from __future__ import annotations
@@ -41,6 +39,7 @@ from harnessopt.optimizer import RANDOM_PROPOSER, OptimizeConfig, OptimizeResult
 from harnessopt.options import RunOptions, read_config_file
 from harnessopt.records import Record
 from harnessopt.runlock import DirectoryLock
+from harnessopt.sampling import SAMPLE_ARM, SAMPLE_LABEL, run_sample_async
 from harnessopt.store import atomic_write, new_run_id, safe_name
 
 EXPERIMENT_FORMAT = 2  # 2: the spec's run options are OptimizeConfig's, with its defaults
@@ -69,9 +68,9 @@ def parse_model_spec(spec: str, alias: str = "") -> ModelSpec:
     spec = spec.strip()
     if not spec:
         raise UsageError("empty model spec; give a litellm model string such as local/gemma-3-270m")
-    if spec == RANDOM_PROPOSER:  # the control arm: random pattern search as the meta side
-        return ModelSpec(alias=alias or spec, spec=spec, model=spec,
-                         label="random pattern search (no model; meta side only)")
+    if spec in (RANDOM_PROPOSER, SAMPLE_ARM):  # control arms on the meta side: random search, sampling more
+        return ModelSpec(alias=alias or spec, spec=spec, model=spec, label="random pattern search (no model; meta "
+                         "side only)" if spec == RANDOM_PROPOSER else SAMPLE_LABEL)
     m = _TEMP_SUFFIX.match(spec)
     if m is None:
         return ModelSpec(alias=alias or spec, spec=spec, model=spec, label=spec)
@@ -120,6 +119,7 @@ class GridSpec(RunOptions):
                              description="number of seeds (3 -> 0,1,2) or a comma-separated list")
     split_seed: int = Field(0, description="seed of the benchmark's splits, shared by every run")
     parallel: int = Field(2, ge=1, description="runs at once")
+    sample_temperature: float = Field(0.7, ge=0, le=2, description="task temperature of a sample arm's K samples")
 
     @field_validator("models", mode="before")
     @classmethod
@@ -157,9 +157,9 @@ class GridSpec(RunOptions):
             raise ValueError("feedback modes must be distinct")
         specs = self.model_specs()  # validates aliases and pairs
         for arm in self.arms():
-            if specs[arm.task].model == RANDOM_PROPOSER:
-                raise ValueError(f"pair {arm.meta}:{arm.task}: 'random' is a meta-side proposer, not a task model; "
-                                 f"put it on the meta side ({arm.task}:{arm.meta})")
+            if specs[arm.task].model in (RANDOM_PROPOSER, SAMPLE_ARM):
+                raise ValueError(f"pair {arm.meta}:{arm.task}: '{specs[arm.task].model}' is a meta-side proposer (a control "
+                                 f"arm), not a task model; put it on the meta side ({arm.task}:{arm.meta})")
         return self
 
     # ------------------------------------------------------------------ derived
@@ -178,7 +178,9 @@ class GridSpec(RunOptions):
         for fb in self.feedback:
             for pair in self.pairs:
                 meta, task = _split_pair(pair, specs)
-                arms.append(Arm(name=f"{fb}-{_short(meta)}-{_short(task)}", feedback=fb, meta=meta, task=task))
+                if fb != self.feedback[0] and (specs.get(meta) or parse_model_spec(meta)).model == SAMPLE_ARM:
+                    continue  # the sample arm has no meta-agent: one arm, not one per feedback mode
+                arms.append(Arm(name=f"{fb}-{safe_name(meta)[:40]}-{safe_name(task)[:40]}", feedback=fb, meta=meta, task=task))
         names = [a.name for a in arms]
         if len(set(names)) != len(names):
             raise ValueError(f"arms repeat: {', '.join(sorted(n for n in set(names) if names.count(n) > 1))}")
@@ -199,6 +201,8 @@ class GridSpec(RunOptions):
             shared["temperature"] = task.temperature
         if meta.temperature is not None:
             shared["meta_temperature"] = meta.temperature
+        if meta.model == SAMPLE_ARM and task.temperature is None:
+            shared["temperature"] = self.sample_temperature
         return OptimizeConfig(**shared, task_model=task.model, meta_model=meta.model, feedback=arm.feedback, seed=seed)
 
     def budget_text(self) -> str:
@@ -210,10 +214,6 @@ class GridSpec(RunOptions):
         if self.test_limit:
             parts.append(f"{self.test_limit} test tasks")
         return ", ".join(parts)
-
-
-def _short(alias: str) -> str:
-    return safe_name(alias)[:40]
 
 
 def _split_pair(pair: str, specs: dict[str, ModelSpec]) -> tuple[str, str]:
@@ -357,7 +357,7 @@ async def compare_async(spec: GridSpec | None = None, *, resume: str | Path | No
         if gateway_factory is None:  # unknown model or missing key: one line, no experiment directory
             specs = spec.model_specs()
             for arm in spec.arms():
-                preflight_models(specs[arm.task].model, specs[arm.meta].model)
+                preflight_models(specs[arm.task].model, None if specs[arm.meta].model == SAMPLE_ARM else specs[arm.meta].model)
         bench = benchmark or load_benchmark(spec.benchmark, data=spec.data, seed=spec.split_seed)
         if executor_factory is None and spec.executor == "ray":  # cells share one pool of Ray workers
             pool = shared_pool(spec, runs_at_once=spec.parallel)
@@ -415,11 +415,12 @@ async def compare_async(spec: GridSpec | None = None, *, resume: str | Path | No
                     run_dir.rmdir()  # killed between creating the directory and writing run.json
                 say(f"[{entry.id}] {'resuming' if resuming else 'starting'}: feedback {config.feedback}, "
                     f"meta {config.meta_model} (t={config.meta_temperature:g}), task {config.task_model} (t={config.temperature:g})")
+                run = run_sample_async if config.meta_model == SAMPLE_ARM else optimize_async  # sampling.py: same call shape
                 try:
                     if resuming:
-                        result = await optimize_async(resume=run_dir, **kwargs)
+                        result = await run(resume=run_dir, **kwargs)
                     else:
-                        result = await optimize_async(config, run_id=entry.id, **kwargs)
+                        result = await run(config, run_id=entry.id, **kwargs)
                 except BaseException as exc:
                     if not isinstance(exc, Exception):  # killed: stop here; resume continues this run
                         stopping.append(exc)

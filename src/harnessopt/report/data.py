@@ -29,6 +29,8 @@ from pydantic import Field
 from harnessopt import events as E
 from harnessopt.ledger import LedgerRow
 from harnessopt.records import Record, RolloutTrace
+from harnessopt.report.calibration import Calibration, calibrate, prediction_points
+from harnessopt.sampling import SamplingSummary
 from harnessopt.store import CandidateMeta, RunStore, safe_name
 
 
@@ -158,6 +160,8 @@ class RunSummary(Record):
     curve: list[CurvePoint] = Field(default_factory=list)
     champion_test_tasks: dict[str, float] = Field(default_factory=dict)  # task -> mean over trials
     seed_test_tasks: dict[str, float] = Field(default_factory=dict)
+    calibration: Calibration = Field(default_factory=Calibration)  # predicted vs measured score changes
+    sampling: SamplingSummary | None = None  # the sample arm's K, votes, pass@1 and pass@K
 
 
 class RunData(Record):
@@ -263,7 +267,12 @@ def load_run(path: str | Path, traces: list[RolloutTrace] | None = None) -> RunD
         curve=[CurvePoint(rollouts=r.cum_rollouts, usd=r.cum_usd, score=r.champion_score)
                for r in search if r.champion_score is not None],
         champion_test_tasks=task_means(final, "test"), seed_test_tasks=task_means(seed_id, "test"),
+        calibration=calibrate(prediction_points(ledger, events, candidates)),
     )
+    if info.get("sampling"):  # the sample arm: per task, the majority vote's score (and pass@1 as the seed's)
+        summary.sampling = SamplingSummary.model_validate(info["sampling"])
+        summary.champion_test_tasks = {v.task_id: v.score for v in summary.sampling.votes}
+        summary.seed_test_tasks = {v.task_id: v.pass1 for v in summary.sampling.votes}
     if summary.seed_test is not None and summary.champion_test is not None:
         summary.improvement = summary.champion_test - summary.seed_test
     return RunData(path=str(store.path), run_id=store.run_id, info=info, ledger=ledger, events=events,

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import Field
 
 from harnessopt.records import Record
+from harnessopt.report.calibration import Calibration, calibrate
 from harnessopt.report.data import MetaBehaviour, RunData, is_run_dir, load_run
 from harnessopt.stats import PairedArmTest, mean_ci, paired_arm_test
 
@@ -39,6 +40,7 @@ class ArmSummary(Record):
     candidates_proposed: int = 0
     promoted: int = 0
     behaviour: MetaBehaviour = Field(default_factory=MetaBehaviour)
+    calibration: Calibration = Field(default_factory=Calibration)  # predictions of every finished seed, pooled
 
 
 class ExperimentData(Record):
@@ -99,6 +101,7 @@ def load_experiment(path: str | Path) -> ExperimentData:
         s.promoted = sum(x.promoted for x in done)
         for x in done:
             s.behaviour.add(x.behaviour)
+        s.calibration = calibrate([p for x in done for p in x.calibration.points])
         arms.append(s)
     comparisons = []
     by_name = {a.name: a for a in spec.arms()}

@@ -535,6 +535,20 @@
             o.agree === null ? "-" : (o.agree ? badge("yes", "good") : badge("no", "bad"))];
         })));
     }
+    var cal = run.summary.calibration;
+    if (cal && cal.points.length) {
+      var pct = function (n) { return cal.measured ? n + " (" + Math.round(100 * n / cal.measured) + "%)" : "-"; };
+      var r2 = function (x) { return x === null ? "-" : (x >= 0 ? "+" : "") + x.toFixed(2); };
+      out.appendChild(h("h2", null, "Predictions vs measured changes"));
+      out.appendChild(h("p", { class: "muted" }, cal.measured + " of " + cal.proposals + " predictions measured (" + cal.by_full +
+        " by a full evaluation, " + cal.by_spot + " by a spot-check); made things worse: " + pct(cal.worse) +
+        "; direction predicted right: " + pct(cal.direction_right) + "; Pearson r " + r2(cal.pearson) + ", Spearman rho " + r2(cal.spearman)));
+      out.appendChild(table(["candidate", "parent", "from", { t: "predicted", num: 1 }, { t: "measured", num: 1 }, "measured by"],
+        cal.points.map(function (p) {
+          return [p.candidate, p.parent || "-", p.what, r2(p.predicted), p.measured === null ? "-" : (p.measured >= 0 ? "+" : "") + p.measured.toFixed(3),
+            p.basis || "not measured"];
+        })));
+    }
     out.appendChild(h("h2", null, "Decisions and events"));
     var tl = h("div", { class: "panel timeline" });
     run.events.forEach(function (e) {
