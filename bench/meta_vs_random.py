@@ -17,6 +17,8 @@ Run from the repo root, one real-model job at a time on a small machine, e.g.
         --harness harnesses/banking77_naive.py --arms Q=local/qwen2.5-coder-1.5b,R=random --seeds 3
     python bench/meta_vs_random.py --arms Q=local/qwen2.5-coder-1.5b --feedback summary,scores --seeds 5
     python bench/meta_vs_random.py --summarize traces/bench/<experiment>   # tables of a finished one
+    python bench/meta_vs_random.py --summarize traces/bench/<llm arm> traces/bench/<random arm>
+        # arms run as separate experiments (e.g. one per core) with the same benchmark, splits and budgets
 
 An interrupted experiment continues where it stopped: run the same command with --resume DIR.
 """
@@ -60,10 +62,12 @@ def main() -> None:
     p.add_argument("--name", default="meta-vs-random")
     p.add_argument("--out", default="traces/bench")
     p.add_argument("--resume", help="continue this experiment directory")
-    p.add_argument("--summarize", help="only print the tables of this experiment directory")
+    p.add_argument("--summarize", nargs="+", metavar="DIR",
+                   help="only print the tables of these experiment directories (arms run as separate "
+                        "experiments on the same benchmark and splits are paired too)")
     args = p.parse_args()
     if args.summarize:
-        summarize(Path(args.summarize))
+        summarize(*map(Path, args.summarize))
         return
     models = {TASK: args.task_model}
     for part in args.arms.split(","):
@@ -97,16 +101,17 @@ def meta_seconds(run_dir: Path) -> list[float]:
     return out
 
 
-def summarize(experiment: Path) -> None:
+def summarize(*experiments: Path) -> None:
     runs = {}
-    for run_dir in sorted(p for p in (experiment / "runs").iterdir() if (p / "run.json").is_file()):
-        data = load_run(run_dir)
-        if data.summary.finished:
-            runs[run_dir.name] = (run_dir, data)
+    for experiment in experiments:
+        for run_dir in sorted(p for p in (experiment / "runs").iterdir() if (p / "run.json").is_file()):
+            data = load_run(run_dir)
+            if data.summary.finished:
+                runs[run_dir.name] = (run_dir, data)
     arms: dict[str, list] = {}
     for rid, (run_dir, data) in runs.items():
         arms.setdefault(arm_of(rid), []).append((run_dir, data))
-    print(f"\n## {experiment.name}: {len(runs)} finished runs\n")
+    print(f"\n## {', '.join(e.name for e in experiments)}: {len(runs)} finished runs\n")
     print("| arm | runs | seed test | champion test (95% CI) | champion - seed (two-level CI) | p (champion vs seed) "
           "| runnable-candidate iterations | invalid outputs | s per meta call | rollouts |")
     print("|---|---|---|---|---|---|---|---|---|---|")

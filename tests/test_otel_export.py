@@ -94,7 +94,8 @@ def test_each_rollout_is_a_span_tree_with_genai_attributes(run_dir):
     calc = next(s for s in children if s.name == "execute_tool calculator")
     assert calc.attributes["gen_ai.tool.name"] == "calculator" and calc.attributes["gen_ai.tool.call.result"] == "42"
     assert json.loads(calc.attributes["gen_ai.tool.call.arguments"]) == {"expression": "6*7"}
-    assert calc.attributes["harnessopt.start_estimated"] is True
+    assert calc.attributes["harnessopt.start_estimated"] is False  # the worker records each tool call's start
+    assert ok.start_time <= calc.start_time <= calc.end_time <= ok.end_time
     assert [e.name for e in ok.events] == ["harnessopt.log"]
 
 

@@ -167,6 +167,21 @@ def test_evaluation_choices_end_at_a_promotion_or_a_repeated_choice(tmp_path):
     assert len(meta.prompts) == 2 and "A new champion: this iteration's evaluation is done." in observations(store)[-1]
     worse = 'async def run(task, ctx):\n    return "nothing"\n'
     other = 'async def run(task, ctx):\n    return "something"\n'
-    _, meta, store = run(tmp_path / "b", [write(worse), write(other), full("c0000"), full("c0000"), full("c0000")],
+    again = screen(["c0001"], ["search-1"])
+    _, meta, store = run(tmp_path / "b", [write(worse), write(other), again, again, again],
                          settings=ProtocolSettings(proposals=2))
     assert len(meta.prompts) == 4 and "The same choice twice" in observations(store)[-1]
+
+
+def test_choosing_the_champion_instead_of_a_proposal_is_refused_and_the_ladder_screens_them(tmp_path):
+    # Qwen 1.5B re-picked the cached champion until its choices ran out, leaving three proposals unseen.
+    worse = 'async def run(task, ctx):\n    return "nothing"\n'
+    result, meta, store = run(tmp_path, [write(worse), write(GOOD), full("c0000"), full("c0000")],
+                         settings=ProtocolSettings(proposals=2))
+    told = "\n".join(observations(store))
+    assert "c0000 is not one of this iteration's proposals still to evaluate; choose among c0001, c0002" in told
+    fallback = [e for e in store.events() if e.kind == "eval_choice" and e.choice == "fallback"]
+    assert len(fallback) == 1 and "the ladder decides" in fallback[0].rationale
+    spots = [e for e in store.events() if e.kind == "spot_check"]
+    assert {e.candidate for e in spots} == {"c0001", "c0002"}  # the ladder screened both
+    assert result.champion_id == "c0002"  # and promoted the one that works

@@ -13,9 +13,9 @@ gen_ai.request.temperature/max_tokens/top_p/seed/stop_sequences, gen_ai.usage.in
 output_tokens, gen_ai.agent.name, gen_ai.tool.name, error.type); what the conventions have no
 name for is under `harnessopt.*`.
 
-Spans are made after the fact from the times the trace recorded. Model calls record their start;
-tool calls record only their duration, so they are laid end to end from the rollout's start in
-the order they were made (marked `harnessopt.start_estimated`). Ids are derived from the run and
+Spans are made after the fact from the times the trace recorded. Model and tool calls record their
+start; tool calls of traces written before tool starts were recorded are laid end to end from the
+rollout's start in the order they were made (marked `harnessopt.start_estimated`). Ids are derived from the run and
 the rollout, so exporting a run twice yields the same trace ids (a backend shows one trace, not
 two copies). Every text is scrubbed of key-shaped tokens (redaction.py) and cut at MAX_TEXT.
 """

@@ -216,6 +216,15 @@ class LLMProposer:
                     wb.add_note(action.note)
                 self._observe(wb, action, "iteration finished")
                 return True
+            off_plan = _off_plan(plan, action)
+            if off_plan:  # small models re-pick the champion; the choice is between this iteration's proposals
+                failures += 1
+                cached = isinstance(action, A.FullEval) and _fully_evaluated(wb, action.candidate)
+                said = (await self._evaluate(wb, action))[0] + "\n" if cached else ""  # free, and says so
+                self._observe(wb, action, f"{said}error: {off_plan}\n{wb.budget_line()}")
+                if failures >= 2:
+                    break
+                continue
             champion, same = wb.state.champion, action.model_dump_json(exclude={"rationale"}) == last
             last = action.model_dump_json(exclude={"rationale"})
             observation, ok = await self._evaluate(wb, action)
@@ -226,10 +235,11 @@ class LLMProposer:
             if done:
                 wb.event(E.EvaluationChosen(choice="finish", policy="meta", rationale=done))
                 return True
-        if not acted:
+        if not any(c.spots or c.full_eval is not None for c in plan.runnable()):
             wb.event(E.EvaluationChosen(choice="fallback", policy="meta",
-                                        rationale="no usable evaluation choice: the ladder decides"))
-        return acted
+                                        rationale="no proposal evaluated by the meta-agent's choices: the ladder decides"))
+            return False
+        return True
 
     @staticmethod
     def _evaluation_done(plan: IterationPlan, observation: str, promoted: bool, repeated: bool) -> str:
@@ -269,9 +279,9 @@ class LLMProposer:
                              seed=self.seed * 1000 + wb.state.iteration * 100 + self._step)
         self._step += 1
         request = CallRequest(kind="chat", model=self.model, messages=self._fit(), params=params)
-        if self.local:  # decisions may name runnable candidates only; a repair may start from a broken one
+        if self.local:  # decisions name this iteration's open proposals only; a repair may start from a broken one
             deciding = all(t in A.DECIDE_TYPES for t in types)
-            ids = [c.id for c in wb.candidates.values() if c.harness is not None or not deciding]
+            ids = [c.id for c in _open(plan)] if deciding else list(wb.candidates)
             request.response_format = {"type": "grammar", "grammar": reply_grammar(
                 types, candidates=ids, task_ids=list(wb.search_ids), menu=plan.open_moves() or [0])}
         cache = wb.store.meta_cache()
@@ -346,6 +356,27 @@ class LLMProposer:
 
 
 # --------------------------------------------------------------------------- views shared with templates
+
+
+def _open(plan: IterationPlan) -> list[Candidate]:
+    """This iteration's runnable proposals that are not fully evaluated yet."""
+    return [c for c in plan.runnable() if c.full_eval is None]
+
+
+def _fully_evaluated(wb: Workbench, cid: str) -> bool:
+    c = wb.candidates.get(cid)
+    return c is not None and c.full_eval is not None
+
+
+def _off_plan(plan: IterationPlan, action: A._Action) -> str:
+    """Why a screen or full_eval names something other than this iteration's open proposals ("" if it does not)."""
+    named = action.candidates if isinstance(action, A.Screen) else [action.candidate]
+    allowed = [c.id for c in _open(plan)]
+    stray = [cid for cid in named if cid not in allowed]
+    if not stray:
+        return ""
+    return (f"{', '.join(stray)} is not one of this iteration's proposals still to evaluate; "
+            f"choose among {', '.join(allowed) or '(none left: finish)'}")
 
 
 def memory_table(wb: Workbench) -> str:
