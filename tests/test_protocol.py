@@ -179,7 +179,7 @@ def test_choosing_the_champion_instead_of_a_proposal_is_refused_and_the_ladder_s
     result, meta, store = run(tmp_path, [write(worse), write(GOOD), full("c0000"), full("c0000")],
                          settings=ProtocolSettings(proposals=2))
     told = "\n".join(observations(store))
-    assert "c0000 is not one of this iteration's proposals still to evaluate; choose among c0001, c0002" in told
+    assert "c0000 is not a proposal still to evaluate; choose among c0001, c0002" in told
     fallback = [e for e in store.events() if e.kind == "eval_choice" and e.choice == "fallback"]
     assert len(fallback) == 1 and "the ladder decides" in fallback[0].rationale
     spots = [e for e in store.events() if e.kind == "spot_check"]

@@ -51,7 +51,7 @@ def meta_script():
         {"action": "full_eval", "candidate": "c0002"},
         {"action": "screen", "candidates": ["c0003"], "task_ids": ["search-1", "search-3"]},
         {"action": "full_eval", "candidate": "c0003"},
-        {"action": "screen", "candidates": ["c0003"], "task_ids": ["search-5"]},
+        {"action": "screen", "candidates": ["c0004"], "task_ids": ["search-5"]},
         {"action": "finish", "note": "always doubling fixes everything"},
     ]
 
@@ -145,7 +145,7 @@ def test_spot_checks_full_evals_and_their_agreement(experiment):
     run = load_run(next(r.run_dir for r in result.runs if r.id == "traces-A-A-seed0"))
     b = run.summary.behaviour
     assert (b.spot_checks, b.full_evals, b.followed_by_full, b.agreements) == (3, 3, 2, 1)
-    assert (b.spot_rollouts, b.full_rollouts) == (1 + 2 + 0, 10 + 9 + 8)  # the last spot-check was cached
+    assert (b.spot_rollouts, b.full_rollouts) == (1 + 2 + 1, 10 + 9 + 8)
     first, second, third = b.spots
     assert first.tasks == ["search-3"] and first.spot_score == 1.0 and first.champion_on_tasks == 0.0
     assert first.spot_says_better and first.full_score == pytest.approx(0.1) and first.champion_full == pytest.approx(0.9)
@@ -178,7 +178,7 @@ def test_experiment_tables_comparison_and_plots(experiment):
     md = files["markdown"].read_text()
     assert "| traces-A-A | traces | A : A (same) | 2/2 | 1.000 (1.000-1.000) | 0.000 | +1.000" in md
     assert "- traces-A-A beats scores-A-A by 1.000 on held-out test" in md
-    assert "| traces-A-A | 6 | 6 | 6 | 54 | 4 | 2/4 (50%) | 0 | 0 |" in md  # meta-agent behaviour row
+    assert "| traces-A-A | 6 | 8 | 6 | 54 | 4 | 2/4 (50%) | 0 | 0 |" in md  # meta-agent behaviour row
     assert "### traces-A-A-seed1" in md and "Hypothesis: double instead of echo, except for 3" in md
     assert "![best_search_vs_rollouts.png](best_search_vs_rollouts.png)" in md
     assert files["plot_best"].read_bytes()[:4] == b"\x89PNG"

@@ -216,7 +216,7 @@ class LLMProposer:
                     wb.add_note(action.note)
                 self._observe(wb, action, "iteration finished")
                 return True
-            off_plan = _off_plan(plan, action)
+            off_plan = _off_plan(plan, wb, action)
             if off_plan:  # small models re-pick the champion; the choice is between this iteration's proposals
                 failures += 1
                 cached = isinstance(action, A.FullEval) and _fully_evaluated(wb, action.candidate)
@@ -279,9 +279,9 @@ class LLMProposer:
                              seed=self.seed * 1000 + wb.state.iteration * 100 + self._step)
         self._step += 1
         request = CallRequest(kind="chat", model=self.model, messages=self._fit(), params=params)
-        if self.local:  # decisions name this iteration's open proposals only; a repair may start from a broken one
+        if self.local:  # decisions name proposals still to evaluate; a repair may start from a broken one
             deciding = all(t in A.DECIDE_TYPES for t in types)
-            ids = [c.id for c in _open(plan)] if deciding else list(wb.candidates)
+            ids = [c.id for c in _open(plan, wb)] if deciding else list(wb.candidates)
             request.response_format = {"type": "grammar", "grammar": reply_grammar(
                 types, candidates=ids, task_ids=list(wb.search_ids), menu=plan.open_moves() or [0])}
         cache = wb.store.meta_cache()
@@ -358,9 +358,10 @@ class LLMProposer:
 # --------------------------------------------------------------------------- views shared with templates
 
 
-def _open(plan: IterationPlan) -> list[Candidate]:
-    """This iteration's runnable proposals that are not fully evaluated yet."""
-    return [c for c in plan.runnable() if c.full_eval is None]
+def _open(plan: IterationPlan, wb: Workbench) -> list[Candidate]:
+    """Runnable candidates without a full evaluation: this iteration's proposals first, then older ones."""
+    ours = [c for c in plan.runnable() if c.full_eval is None]
+    return ours + [c for c in wb.candidates.values() if c.harness is not None and c.full_eval is None and c not in ours]
 
 
 def _fully_evaluated(wb: Workbench, cid: str) -> bool:
@@ -368,14 +369,14 @@ def _fully_evaluated(wb: Workbench, cid: str) -> bool:
     return c is not None and c.full_eval is not None
 
 
-def _off_plan(plan: IterationPlan, action: A._Action) -> str:
-    """Why a screen or full_eval names something other than this iteration's open proposals ("" if it does not)."""
+def _off_plan(plan: IterationPlan, wb: Workbench, action: A._Action) -> str:
+    """Why a screen or full_eval names no candidate still to evaluate, e.g. the champion ("" if it does not)."""
     named = action.candidates if isinstance(action, A.Screen) else [action.candidate]
-    allowed = [c.id for c in _open(plan)]
+    allowed = [c.id for c in _open(plan, wb)]
     stray = [cid for cid in named if cid not in allowed]
     if not stray:
         return ""
-    return (f"{', '.join(stray)} is not one of this iteration's proposals still to evaluate; "
+    return (f"{', '.join(stray)} is not a proposal still to evaluate; "
             f"choose among {', '.join(allowed) or '(none left: finish)'}")
 
 
