@@ -57,7 +57,7 @@ def main() -> None:
     p.add_argument("--search-limit", type=int, default=20)
     p.add_argument("--test-limit", type=int, default=40)
     p.add_argument("--proposals", type=int, default=3)
-    p.add_argument("--eval-policy", default="meta")
+    p.add_argument("--eval-policy", default="ladder")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per rollout (a loaded machine is slow)")
     p.add_argument("--name", default="meta-vs-random")
     p.add_argument("--out", default="traces/bench")

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-limit", type=int, default=40)
     p.add_argument("--proposals", type=int, default=3)
     p.add_argument("--inspect-steps", type=int, default=2)
-    p.add_argument("--eval-policy", default="meta")
+    p.add_argument("--eval-policy", default="ladder")
     p.add_argument("--sample-temperature", type=float, default=0.7)
     p.add_argument("--component", help="the seed harness's string constant GEPA optimizes (default: its prompt template)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per rollout (a loaded machine is slow)")

@@ -123,9 +123,11 @@ class RunOptions(TaskOptions):
     meta_max_tokens: int | None = Field(None, ge=16, description="meta model's max tokens per reply (default: "
                                                                  "room for a header, or a header and a whole file)")
     proposals: int = Field(3, ge=1, le=8, description="new candidates the meta-agent proposes per iteration")
-    eval_policy: EvalPolicy = Field("meta", description="who chooses spot-checks and full evaluations: meta (the "
-                                    "meta-agent), ladder (screen every proposal on the same tasks, fully evaluate "
-                                    "the best if it beats the champion there), always-full")
+    # ladder by default: measured on home_intents, Qwen 1.5B choosing for itself (meta) spent the budget on
+    # full evaluations of candidates that had screened at 0 and lost to the ladder (docs/EXPERIMENTS.md).
+    eval_policy: EvalPolicy = Field("ladder", description="who chooses spot-checks and full evaluations: ladder "
+                                    "(screen every proposal on the same tasks, fully evaluate the best if it beats "
+                                    "the champion there), meta (the meta-agent chooses), always-full")
     screen_tasks: int = Field(6, ge=1, le=50, description="tasks of a screening spot-check (the champion's failures first)")
     inspect_steps: int = Field(2, ge=0, le=10, description="trace-reading replies the meta-agent may take before proposing")
     measure_noise: bool = Field(True, description="skip rerunning the seed to measure the noise floor",
