@@ -225,11 +225,11 @@ class LLMProposer:
                 if failures >= 2:
                     break
                 continue
-            champion, same = wb.state.champion, action.model_dump_json(exclude={"rationale"}) == last
-            last = action.model_dump_json(exclude={"rationale"})
+            champion, choice = wb.state.champion, action.model_dump_json(exclude={"rationale"})
+            same, last = choice == last, choice
             observation, ok = await self._evaluate(wb, action)
             acted = acted or ok
-            done = self._evaluation_done(plan, observation, champion != wb.state.champion, same)
+            done = self._evaluation_done(plan, champion != wb.state.champion, same)
             self._observe(wb, action, observation + ("\n" + done if done else
                                                      "\nNext: full_eval a candidate, screen more, or finish."))
             if done:
@@ -242,7 +242,7 @@ class LLMProposer:
         return True
 
     @staticmethod
-    def _evaluation_done(plan: IterationPlan, observation: str, promoted: bool, repeated: bool) -> str:
+    def _evaluation_done(plan: IterationPlan, promoted: bool, repeated: bool) -> str:
         """Why the evaluation choices of this iteration are over, or "" to ask for another: a
         promotion, the same choice twice in a row, or no proposal left to evaluate fully (small
         models otherwise repeat a choice until the steps run out)."""
