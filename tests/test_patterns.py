@@ -149,7 +149,8 @@ def test_pattern_applicability_and_parameter_errors():
     once = apply_pattern(naive, "self_consistency", {"n": 3}, "math").source
     with pytest.raises(PatternError, match="does not change the harness"):
         apply_pattern(once, "self_consistency", {"n": "3"}, "math")  # lax: "3" is 3
-    assert {p.name for p in applicable("code")} == set(PATTERN_NAMES) - {"label_constraint", "self_consistency", "tool_use"}
+    prompt_patterns = {name for name in PATTERN_NAMES if "agent" not in PATTERNS[name].shapes}
+    assert {p.name for p in applicable("code")} == prompt_patterns - {"label_constraint", "self_consistency", "tool_use"}
 
 
 def test_composition_keeps_earlier_patterns_and_reapplying_replaces_its_part():

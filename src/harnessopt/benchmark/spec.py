@@ -121,7 +121,7 @@ class BenchmarkSpec(_Spec):
 
     name: str
     description: str = ""
-    task_shape: Literal["classification", "short_answer", "math", "code"] = "short_answer"
+    task_shape: Literal["classification", "short_answer", "math", "code", "agent"] = "short_answer"
     source: SourceSpec = Field(default_factory=SourceSpec)
     fields: FieldsSpec = Field(default_factory=FieldsSpec)
     labels: LabelsSpec = Field(default_factory=LabelsSpec)

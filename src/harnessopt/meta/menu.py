@@ -24,6 +24,8 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
     "retrieval_fewshot": [{"k": 4}, {"k": 16}],
     "label_constraint": [{"list_labels": True}],
     "self_consistency": [{"n": 3}],
+    "step_cap": [{"max_steps": 4}, {"max_steps": 14}],
+    "workspace_survey": [{"head_lines": 0}],
 }
 
 

@@ -20,11 +20,12 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harnessopt.patterns.recipe import (
-    TASK_SHAPES, LabelConstraint, Recipe, Repair, Retrieval, Retry, ToolUse, Vote, recipe_for_source,
+    SINGLE_CALL_SHAPES, AgentLoop, LabelConstraint, Recipe, Repair, Retrieval, Retry, ToolUse, Vote, recipe_for_source,
 )
 from harnessopt.patterns.render import render_harness
 
-ALL_SHAPES = TASK_SHAPES
+ALL_SHAPES = SINGLE_CALL_SHAPES  # the prompt patterns; agent loops have their own (below)
+AGENT = ("agent",)
 
 
 class PatternError(ValueError):
@@ -136,6 +137,46 @@ def _repair(r: Recipe, p: Repair) -> Recipe:
     return r.model_copy(update={"repair": p})
 
 
+# --------------------------------------------------------------------------- agent-loop changes
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StepCap(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_steps: int = Field(default=10, ge=2, le=20, description="model turns before the loop gives up")
+
+
+class ClipObservations(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    chars: int = Field(default=1800, ge=200, le=8000, description="characters of one tool output shown (head and tail kept)")
+
+
+class Survey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    head_lines: int = Field(default=3, ge=0, le=10, description="first lines shown of each file (0: the listing only)")
+
+
+class Recovery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_errors: int = Field(default=3, ge=1, le=6, description="failed steps in a row before the model is told to answer")
+
+
+def _loop(r: Recipe, **update: Any) -> Recipe:
+    return r.model_copy(update={"loop": (r.loop or AgentLoop()).model_copy(update=update)})
+
+
+def _json_actions(r: Recipe, p: NoParams) -> Recipe:
+    # A JSON action carries code or a whole file in `input`: room for it.
+    return _loop(r, actions="json").model_copy(update={"max_tokens": max(r.max_tokens, 700)})
+
+
+def _text_actions(r: Recipe, p: NoParams) -> Recipe:
+    return _loop(r, actions="text")
+
+
 PATTERNS: dict[str, Pattern] = {p.name: p for p in [
     Pattern("retrieval_fewshot", "few-shot prompt over the k most similar labelled train examples (BM25)",
             "almost always for a small model: examples show the answer format and the nearest cases",
@@ -165,6 +206,28 @@ PATTERNS: dict[str, Pattern] = {p.name: p for p in [
             Repair, ALL_SHAPES, _repair,
             grid_by_shape={"classification": {"extract": ["auto"]}, "short_answer": {"extract": ["auto"]},
                            "math": {"extract": ["auto", "last_number"]}, "code": {"extract": ["auto"]}}),
+    Pattern("json_actions", "one JSON action per turn ({thought, action, path, input}), schema-constrained where the backend allows",
+            "replies that miss the text action format: prose answers, no Action line, bad Action Input",
+            NoParams, AGENT, _json_actions),
+    Pattern("text_actions", "ReAct text turns (Thought / Action / Action Input / Final Answer)",
+            "models that write JSON poorly, after json_actions",
+            NoParams, AGENT, _text_actions),
+    Pattern("step_cap", "a different step cap: model turns before the loop gives up",
+            "the step cap was hit before an answer (raise it), or loops that wander (lower it)",
+            StepCap, AGENT, lambda r, p: _loop(r, max_steps=p.max_steps), grid={"max_steps": [4, 8, 10, 12, 16]}),
+    Pattern("clip_observations", "clip each tool output (head and tail kept) so long files do not crowd out the task",
+            "long tool outputs, a model that loses the question after a big read",
+            ClipObservations, AGENT, lambda r, p: _loop(r, observation_chars=p.chars),
+            grid={"chars": [600, 1200, 1800, 3000]}),
+    Pattern("workspace_survey", "show the file listing and each file's first lines with the question",
+            "answers given before the evidence was read, wrong paths, steps spent finding files",
+            Survey, AGENT, lambda r, p: _loop(r, survey_lines=p.head_lines), grid={"head_lines": [0, 2, 3, 5]}),
+    Pattern("loop_recovery", "refuse repeated identical calls; after failed steps in a row, or near the cap, make the model answer",
+            "repeated tool calls, ignored tool errors, no answer at the step cap",
+            Recovery, AGENT, lambda r, p: _loop(r, max_errors=p.max_errors), grid={"max_errors": [2, 3, 4]}),
+    Pattern("working_advice", "how-to-work rules in the system prompt: compute with run_python, run the tests, read before writing",
+            "wrong counts and sums done in the head, changes made without reading, answers with extra words",
+            NoParams, AGENT, lambda r, p: _loop(r, advice=True)),
 ]}
 PATTERN_NAMES: tuple[str, ...] = tuple(PATTERNS)
 
@@ -232,7 +295,8 @@ def describe_patterns(task_shape: str, source: str | None = None) -> str:
              "another. Free-form edits stay available; patterns are options, not limits."]
     for p in applicable(task_shape):
         lines.append(f"- {p.name}: {p.summary}. Helps: {p.helps}. Params: {describe_params(p.params)}")
-    others = [p.name for p in PATTERNS.values() if not p.applies_to(task_shape)]
+    agent = task_shape in AGENT  # loop patterns and prompt patterns never mention each other
+    others = [p.name for p in PATTERNS.values() if not p.applies_to(task_shape) and (p.shapes == AGENT) == agent]
     if others:
         lines.append(f"(not for {task_shape}: {', '.join(others)})")
     if source is not None:

@@ -18,8 +18,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-TaskShape = Literal["classification", "short_answer", "math", "code"]
-TASK_SHAPES: tuple[str, ...] = ("classification", "short_answer", "math", "code")
+TaskShape = Literal["classification", "short_answer", "math", "code", "agent"]
+# One model call (or a few) per answer: the shapes the prompt patterns apply to. An `agent` harness
+# runs a loop of model turns and workspace tool calls; its patterns change the loop (AgentLoop).
+SINGLE_CALL_SHAPES: tuple[str, ...] = ("classification", "short_answer", "math", "code")
+TASK_SHAPES: tuple[str, ...] = SINGLE_CALL_SHAPES + ("agent",)
 
 
 class Part(BaseModel):
@@ -77,6 +80,22 @@ class Repair(Part):
         default="auto", description="auto picks by task shape: first_line (classification, short answer), last_number (math), code")
 
 
+class AgentLoop(Part):
+    """An agent loop over the workspace tools: how the model acts, how long, what it sees, and how
+    the loop recovers. The defaults are the naive ReAct loop."""
+
+    actions: Literal["text", "json"] = Field(
+        default="text", description="text: ReAct Thought/Action/Action Input lines; json: one JSON action per turn, schema-constrained")
+    max_steps: int = Field(default=6, ge=2, le=20, description="model turns before the loop gives up")
+    observation_chars: int | None = Field(
+        default=None, ge=200, le=8000, description="clip each tool output to this many characters (head and tail kept); None: whole")
+    survey_lines: int | None = Field(
+        default=None, ge=0, le=10, description="before the first turn, list the files and show this many first lines of each; None: no survey")
+    max_errors: int | None = Field(
+        default=None, ge=1, le=6, description="recovery: refuse repeated calls, push to answer after this many failed steps in a row, answer at the last step; None: no recovery")
+    advice: bool = Field(default=False, description="how-to-work rules in the system prompt (compute with run_python, run the tests, answer with the value alone)")
+
+
 class Recipe(Part):
     """What a generated harness does. Rendered to code by `render_harness`."""
 
@@ -94,6 +113,7 @@ class Recipe(Part):
     tool: ToolUse | None = None
     retry: Retry | None = None
     repair: Repair | None = None
+    loop: AgentLoop | None = None  # task shape `agent` only
     # Patterns applied so far, in order, as "name(param=value, ...)": the file's lineage.
     applied: list[str] = Field(default_factory=list)
 
@@ -108,14 +128,15 @@ class Recipe(Part):
                 "math": "last_number", "code": "code"}[self.task_shape]
 
 
-DEFAULT_MAX_TOKENS = {"classification": 16, "short_answer": 32, "math": 256, "code": 384}
+DEFAULT_MAX_TOKENS = {"classification": 16, "short_answer": 32, "math": 256, "code": 384, "agent": 300}
 
 
 def default_recipe(task_shape: str) -> Recipe:
     """The naive starting point for a task shape: one zero-shot chat turn, answer as given."""
     if task_shape not in TASK_SHAPES:
         raise ValueError(f"unknown task shape {task_shape!r}; one of {', '.join(TASK_SHAPES)}")
-    return Recipe(task_shape=task_shape, max_tokens=DEFAULT_MAX_TOKENS[task_shape])  # type: ignore[arg-type]
+    loop = AgentLoop() if task_shape == "agent" else None
+    return Recipe(task_shape=task_shape, max_tokens=DEFAULT_MAX_TOKENS[task_shape], loop=loop)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- reading a harness
@@ -167,6 +188,9 @@ def inferred_recipe(source: str, task_shape: str) -> Recipe:
     """A best-effort recipe for a hand-written harness: the shape's defaults, plus what its code
     plainly shows (completion vs chat calls, retrieval k and order, use of ctx.labels, its wording)."""
     recipe = default_recipe(task_shape)
+    if recipe.loop is not None:
+        recipe.loop = inferred_loop(source)
+        return recipe
     recipe.task_wording = seed_wording(source)
     if "ctx.complete(" in source and "ctx.chat(" not in source:
         recipe.prompt_mode = "completion"
@@ -179,6 +203,27 @@ def inferred_recipe(source: str, task_shape: str) -> Recipe:
     if task_shape == "classification" and "ctx.labels" in source:
         recipe.labels = LabelConstraint()
     return recipe
+
+
+def _int_constant(source: str, name: str) -> int | None:
+    m = re.search(rf"^{name}\s*=\s*([\d_]+)", source, re.MULTILINE)
+    return int(m.group(1).replace("_", "")) if m else None
+
+
+def inferred_loop(source: str) -> AgentLoop:
+    """A best-effort AgentLoop for a hand-written agent harness: its step cap, whether it sends a
+    JSON schema, its observation clip, and whether it surveys the files, recovers or gives advice."""
+    def within(value: int | None, lo: int, hi: int) -> int | None:
+        return None if value is None else max(lo, min(hi, value))
+    heads = _int_constant(source, "HEAD_LINES") or (3 if "file_heads" in source else None)
+    return AgentLoop(
+        actions="json" if "response_format" in source else "text",
+        max_steps=within(_int_constant(source, "MAX_STEPS"), 2, 20) or 6,
+        observation_chars=within(_int_constant(source, "OBSERVATION_CHARS"), 200, 8000),
+        survey_lines=within(heads, 0, 10),
+        max_errors=within(_int_constant(source, "MAX_ERRORS"), 1, 6),
+        advice="How to work" in source,
+    )
 
 
 def recipe_for_source(source: str, task_shape: str) -> tuple[Recipe, bool]:

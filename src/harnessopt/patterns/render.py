@@ -20,21 +20,14 @@ from __future__ import annotations
 import ast
 import pprint
 from dataclasses import dataclass
-from pathlib import Path
-
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from harnessopt.harness import validate_source
+from harnessopt.patterns.agent_render import render_agent
 from harnessopt.patterns.recipe import Recipe
 
-TEMPLATES_DIR = Path(__file__).parent / "templates"
+from harnessopt.patterns.templating import TEMPLATES, py_string
 
-_env = Environment(
-    loader=FileSystemLoader(str(TEMPLATES_DIR)), undefined=StrictUndefined, keep_trailing_newline=True,
-    trim_blocks=True, lstrip_blocks=True, autoescape=False,
-    block_start_string="[%", block_end_string="%]", variable_start_string="[[", variable_end_string="]]",
-    comment_start_string="[#", comment_end_string="#]",
-)
+_env = TEMPLATES
 
 # Top-level names blocks.py.j2 defines: constants in file order; functions follow `run` in call order.
 CONSTANTS = ("TEMPLATE", "K_SHOTS", "MAX_TOKENS", "STOP", "VOTES", "VOTE_TEMPERATURE", "MAX_RETRIES",
@@ -109,7 +102,7 @@ def plan(recipe: Recipe) -> Plan:
         render_args=", ".join(render_args),
         prompt_variables=", ".join(variables[:-1]) + " and " + variables[-1] if len(variables) > 1 else variables[0],
         nearest_fallback=nearest, fallback_doc=_fallback_doc(r, nearest),
-        stop=repr(stop) if stop else "", template_literal=_py_string(render_prompt(r)),
+        stop=repr(stop) if stop else "", template_literal=py_string(render_prompt(r)),
     )
 
 
@@ -167,13 +160,6 @@ def steps(recipe: Recipe) -> list[str]:
     return out
 
 
-def _py_string(text: str) -> str:
-    """A readable Python literal for a multi-line string."""
-    if '"""' not in text and "\\" not in text and not text.endswith('"'):
-        return f'"""{text}"""'
-    return repr(text)
-
-
 def recipe_literal(recipe: Recipe) -> str:
     """The RECIPE literal: the parts the harness uses and every setting that differs from the
     shape's default recipe (what a pattern reads back is the same recipe)."""
@@ -211,6 +197,10 @@ def _reachable(root: str, blocks: dict[str, str]) -> list[str]:
 
 def render_harness(recipe: Recipe) -> str:
     """The complete harness source for `recipe`; validated statically before it is returned."""
+    if recipe.loop is not None:  # an agent loop has its own template
+        source = render_agent(recipe, recipe_literal(recipe))
+        validate_source(source, "<generated harness>")
+        return source
     p = plan(recipe)
     module = _env.get_template("blocks.py.j2").make_module({"p": p})
     rendered = {name: str(getattr(module, name)()).strip("\n") for name in CONSTANTS + FUNCTIONS}
