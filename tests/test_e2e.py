@@ -103,3 +103,31 @@ def test_optimize_end_to_end_with_gemma_task_and_qwen_meta_model(repo, tmp_path)
     assert [r.candidate for r in store.ledger() if r.kind == "spot"] == [made[0].id]
     transcript = store.transcripts()["001"]
     assert transcript[0]["role"] == "system" and "# Improve a harness" in transcript[0]["content"]
+
+
+def test_optimize_changes_the_agent_loop_on_workspace_tasks_with_the_real_model(repo, tmp_path, capsys):
+    """From the naive ReAct harness, the proposals are agent-loop moves (JSON actions, step cap,
+    recovery, ...): new loops that run on the embedded model (Qwen 0.5B, which ends its turns)."""
+    from harnessopt.cli import main
+
+    code = main(["optimize", "--harness", str(repo / "harnesses/workspace_tasks_naive.py"),
+                 "--benchmark", "workspace_tasks", "--task-model", "local/qwen2.5-coder-0.5b", "--meta-model", "random",
+                 "--iterations", "1", "--proposals", "2", "--screen-tasks", "1", "--max-rollouts", "6",
+                 "--search-limit", "1", "--test-limit", "1", "--no-noise-rerun", "--timeout", "600",
+                 "--out", str(tmp_path), "--seed", "2"])
+    assert code == 0, capsys.readouterr().err
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    store = RunStore.open(run_dir)
+    made = [c for c in store.candidates() if c.id != "c0000"]
+    assert len(made) == 2
+    loop_moves = {"json_actions", "text_actions", "step_cap", "clip_observations", "workspace_survey", "loop_recovery", "working_advice"}
+    for c in made:
+        applied = {step.split("(")[0] for step in c.moves.split(" + ")}
+        assert applied and applied <= loop_moves, c.moves
+        source = store.candidate_source(c.id)
+        assert "'task_shape': 'agent'" in source and "MAX_STEPS" in source
+    spots = [r for r in store.ledger() if r.kind == "spot"]
+    assert {r.candidate for r in spots} == {c.id for c in made}
+    for rollout in (run_dir / "rollouts").glob("*/*/*.json"):
+        trace = json.loads(rollout.read_text())
+        assert trace["status"] == "ok" and trace["model_calls"], trace.get("error")
