@@ -299,3 +299,16 @@ def test_a_scorer_that_raises_or_returns_no_score_counts_as_a_scorer_error(tmp_p
                                         gateway=StubGateway()))
     assert (result.n_scorer_errors, result.n_errors, result.score) == (2, 2, 0.0)
     assert expected in result.errors_sample[0]
+
+
+def test_the_meta_prompts_budget_line_does_not_change_with_the_clock():
+    """A resumed run replays its meta replies from the cache only if the prompts are the same; the
+    elapsed time stays out of what the meta model is shown (the progress line keeps it)."""
+    from harnessopt.budget import BudgetTracker
+
+    now = [100.0]
+    tracker = BudgetTracker(Budget(iterations=3, wall_clock_s=600.0), clock=lambda: now[0])
+    before, shown_before = tracker.describe(clock=False), tracker.describe()
+    now[0] += 250.0
+    assert tracker.describe(clock=False) == before and "wall cap 600 s" in before
+    assert tracker.describe() != shown_before and "wall 350/600 s" in tracker.describe()

@@ -152,7 +152,9 @@ class BudgetTracker:
             return f"iteration budget used ({s.iterations}/{b.iterations})"
         return None
 
-    def describe(self) -> str:
+    def describe(self, *, clock: bool = True) -> str:
+        """One line of spend against caps. `clock=False` leaves the elapsed time out (the meta
+        prompt: a prompt that changes with the clock would miss the meta-reply cache on resume)."""
         b, s = self.budget, self.spent
 
         def part(name: str, used: float, cap: float | None, fmt: str = "{:g}") -> str:
@@ -169,5 +171,5 @@ class BudgetTracker:
         if b.meta_usd is not None or s.meta.cost_usd:
             parts.append(part("meta $", s.meta.cost_usd, b.meta_usd, "{:.4f}"))
         if b.wall_clock_s is not None:
-            parts.append(f"wall {self.elapsed_s():.0f}/{b.wall_clock_s:.0f} s")
+            parts.append(f"wall {self.elapsed_s():.0f}/{b.wall_clock_s:.0f} s" if clock else f"wall cap {b.wall_clock_s:.0f} s")
         return ", ".join(parts)

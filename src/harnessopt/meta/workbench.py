@@ -209,7 +209,7 @@ class Workbench(InspectionActions):
 
     def budget_line(self) -> str:
         left = self.budget.rollouts_left()
-        return (f"[budget] {self.budget.describe()}; rollouts left: {left if left is not None else 'unlimited'}. "
+        return (f"[budget] {self.budget.describe(clock=False)}; rollouts left: {left if left is not None else 'unlimited'}. "
                 f"A spot-check costs 1 rollout per task per trial; a full_eval costs up to "
                 f"{len(self.search_tasks) * self.trials} ({len(self.search_tasks)} search tasks x {self.trials} trials), "
                 f"less for code already evaluated.")
