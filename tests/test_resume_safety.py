@@ -301,6 +301,22 @@ def test_a_scorer_that_raises_or_returns_no_score_counts_as_a_scorer_error(tmp_p
     assert expected in result.errors_sample[0]
 
 
+def test_a_verdict_whose_explanation_merely_reads_like_an_error_is_a_score(tmp_path):
+    """Scorer errors are typed (Score.error), not recognised by the explanation's wording."""
+    from harnessopt.benchmark import Benchmark
+    from harnessopt.evaluation import evaluate_async
+    from harnessopt.records import Score
+
+    bench = Benchmark.from_records("s", train=[{"id": "t0", "input": "1", "target": "1"}],
+                                   test=[{"id": "x0", "input": "0", "target": "0"}],
+                                   search=[{"id": "s0", "input": "1", "target": "1"}],
+                                   scorer=lambda answer, task, **_: Score(value=1.0, explanation="scorer error: none"))
+    (tmp_path / "h.py").write_text("async def run(task, ctx):\n    return task.input\n")
+    result = asyncio.run(evaluate_async(str(tmp_path / "h.py"), bench, out=str(tmp_path / "runs"),
+                                        gateway=StubGateway()))
+    assert (result.n_scorer_errors, result.n_errors, result.score) == (0, 0, 1.0)
+
+
 def test_the_meta_prompts_budget_line_does_not_change_with_the_clock():
     """A resumed run replays its meta replies from the cache only if the prompts are the same; the
     elapsed time stays out of what the meta model is shown (the progress line keeps it)."""

@@ -272,16 +272,14 @@ class Evaluator:
 
 def scorer_problem(score: Any) -> str | None:
     """Why a scorer's verdict is not a usable score (None: it is). A scorer that raised is
-    reported by Benchmark.score as a 0 whose explanation starts with "scorer error:"."""
+    reported by Benchmark.score as a Score with `error` set."""
     value = getattr(score, "value", None)
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return f"the scorer returned {type(score).__name__}, not a Score"
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
         return f"the scorer returned {value!r}, outside [0, 1]"
-    explanation = str(getattr(score, "explanation", ""))
-    if explanation.startswith("scorer error:"):
-        return explanation.removeprefix("scorer error:").strip() or "the scorer raised"
-    return None
+    error = getattr(score, "error", None)
+    return str(error) if error else None
 
 
 def error_sample(traces: list[RolloutTrace], n: int = 3) -> list[str]:

@@ -56,6 +56,9 @@ class Score(Record):
 
     value: float = Field(ge=0.0, le=1.0)
     explanation: str = ""
+    # Set when the scorer raised (Benchmark.score catches it): the 0 is then no verdict, and the
+    # rollout counts as a scorer error, not as a wrong answer.
+    error: str | None = None
 
 
 # --------------------------------------------------------------------------- model calls

@@ -210,7 +210,8 @@ class Benchmark:
                 kwargs["workspace"] = workspace or WorkspaceChanges()
             return self._scorer("" if answer is None else str(answer), task, **kwargs)
         except Exception as exc:  # noqa: BLE001
-            return Score(value=0.0, explanation=f"scorer error: {one_line(exc, 300)}")
+            problem = one_line(exc, 300)
+            return Score(value=0.0, explanation=f"scorer error: {problem}", error=problem or "the scorer raised")
 
     @functools.cached_property
     def fingerprint(self) -> str:
