@@ -114,3 +114,27 @@ def test_cluster_bootstrap_widens_with_disagreeing_groups():
     assert agree == (0.5, 0.5, 0.5)
     assert disagree[0] == pytest.approx(0.5) and disagree[1] < 0.2 and disagree[2] > 0.8
     assert cluster_bootstrap([]) == (0.0, 0.0, 0.0)
+
+
+def _eval_result(scores: list[float]):
+    from harnessopt.records import EvalResult, TaskResult
+
+    return EvalResult(run_dir=".", candidate_id="c", harness_path="h.py", harness_hash="x", benchmark="b",
+                      split="search", model="m", n_tasks=len(scores), trials=1, score=float(np.mean(scores)),
+                      ci_low=0.0, ci_high=1.0, n_rollouts=len(scores), n_errors=0, n_timeouts=0,
+                      tasks=[TaskResult(task_id=f"t{i}", scores=[s]) for i, s in enumerate(scores)])
+
+
+def test_the_promotion_confidence_decides_a_small_gain_that_is_never_worse():
+    """+0.15 on 20 tasks (3 better, none worse): the 95% interval touches 0, the 90% one clears it."""
+    from harnessopt.acceptance import decide_promotion
+
+    champion = _eval_result([1.0] * 17 + [0.0] * 3)
+    candidate = _eval_result([1.0] * 20)
+    strict = decide_promotion(candidate, champion)
+    loose = decide_promotion(candidate, champion, confidence=0.90)
+    assert not strict.promote and strict.ci_low == 0.0 and "95% CI" in strict.reason
+    assert loose.promote and loose.ci_low > 0 and "90% CI" in loose.reason
+    worse_somewhere = _eval_result([1.0] * 19 + [0.0])  # +0.05: 2 better, 1 worse
+    worse_somewhere.tasks[0].scores = [0.0]
+    assert not decide_promotion(worse_somewhere, champion, confidence=0.90).promote

@@ -23,20 +23,22 @@ class PromotionDecision(Record):
 
 
 def decide_promotion(candidate: EvalResult, champion: EvalResult, *, noise_floor: float = 0.0,
-                     seed: int = 0, blocked: str | None = None) -> PromotionDecision:
+                     seed: int = 0, blocked: str | None = None, confidence: float = 0.95) -> PromotionDecision:
     mine = {t.task_id: t.mean for t in candidate.tasks}
     theirs = {t.task_id: t.mean for t in champion.tasks}
     common = sorted(set(mine) & set(theirs))
     if not common:
         return PromotionDecision(promote=False, mean_diff=0.0, ci_low=0.0, ci_high=0.0,
                                  noise_floor=noise_floor, n_tasks=0, reason="no tasks in common")
-    diff, low, high = paired_bootstrap([mine[t] for t in common], [theirs[t] for t in common], seed=seed)
+    diff, low, high = paired_bootstrap([mine[t] for t in common], [theirs[t] for t in common], seed=seed,
+                                       confidence=confidence)
+    level = f"{confidence:.0%}"
     if blocked:
         promote, reason = False, f"not promoted: {blocked}"
     elif low > 0 and diff > noise_floor:
-        promote, reason = True, f"promoted: +{diff:.3f} (95% CI {low:+.3f}..{high:+.3f}) clears noise {noise_floor:.3f}"
+        promote, reason = True, f"promoted: +{diff:.3f} ({level} CI {low:+.3f}..{high:+.3f}) clears noise {noise_floor:.3f}"
     elif low <= 0:
-        promote, reason = False, f"not promoted: {diff:+.3f} but the 95% CI {low:+.3f}..{high:+.3f} includes 0"
+        promote, reason = False, f"not promoted: {diff:+.3f} but the {level} CI {low:+.3f}..{high:+.3f} includes 0"
     else:
         promote, reason = False, f"not promoted: {diff:+.3f} does not exceed the noise floor {noise_floor:.3f}"
     return PromotionDecision(promote=promote, mean_diff=diff, ci_low=low, ci_high=high,

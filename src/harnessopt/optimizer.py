@@ -209,7 +209,7 @@ async def _search(config: OptimizeConfig, store: RunStore, harness: Any, bench: 
     tracker = _ProgressTracker(budget, say)
     wb = Workbench(store=store, evaluator=evaluator, benchmark=bench, budget=budget,
                    view=FeedbackView(config.feedback), search_tasks=search_tasks, trials=config.trials,
-                   seed=config.seed, on_event=tracker.on_event)
+                   seed=config.seed, on_event=tracker.on_event, promotion_confidence=config.promotion_confidence)
     proposer = proposer or make_proposer(config, gateway)
     try:
         seed = wb.add_candidate(harness.source, parent=None, hypothesis="seed harness", origin=harness.path)

@@ -129,6 +129,9 @@ class RunOptions(TaskOptions):
                                     "(screen every proposal on the same tasks, fully evaluate the best if it beats "
                                     "the champion there), meta (the meta-agent chooses), always-full")
     screen_tasks: int = Field(6, ge=1, le=50, description="tasks of a screening spot-check (the champion's failures first)")
+    promotion_confidence: float = Field(0.95, ge=0.5, le=0.999, description="confidence of the paired bootstrap "
+                                        "interval of a candidate's search gain whose lower end must clear 0 for a promotion "
+                                        "(0.90: a one-sided test at the 5 percent level)")
     inspect_steps: int = Field(2, ge=0, le=10, description="trace-reading replies the meta-agent may take before proposing")
     measure_noise: bool = Field(True, description="skip rerunning the seed to measure the noise floor",
                                 json_schema_extra=flag("--no-noise-rerun", negate=True))

@@ -63,7 +63,8 @@ class SearchState:
 class Workbench(InspectionActions):
     def __init__(self, *, store: RunStore, evaluator: Evaluator, benchmark: Benchmark,
                  budget: BudgetTracker, view: FeedbackView, search_tasks: list[LabelledTask],
-                 trials: int = 1, seed: int = 0, on_event: Callable[[E.Event], None] | None = None):
+                 trials: int = 1, seed: int = 0, on_event: Callable[[E.Event], None] | None = None,
+                 promotion_confidence: float = 0.95):
         self.store = store
         self.evaluator = evaluator
         self.benchmark = benchmark
@@ -73,6 +74,7 @@ class Workbench(InspectionActions):
         self.search_ids = {t.id: t for t in search_tasks}
         self.trials = trials
         self.seed = seed
+        self.promotion_confidence = promotion_confidence
         self.candidates: dict[str, Candidate] = {}
         self.state = SearchState()
         self.on_event = on_event or (lambda event: None)
@@ -165,7 +167,7 @@ class Workbench(InspectionActions):
         else:
             blocked = next((f for f in c.meta.findings if f.startswith("gaming")), None)
             decision = decide_promotion(result, champion.full_eval, noise_floor=self.state.noise_floor,
-                                        seed=self.seed, blocked=blocked)
+                                        seed=self.seed, blocked=blocked, confidence=self.promotion_confidence)
             self.event(E.PromotionDecided(candidate=c.id, champion=champion.id, **decision.model_dump()))
             verdict = "promoted" if decision.promote else "rejected"
             c.decision = verdict
