@@ -8,7 +8,7 @@ import pytest
 
 from harnessopt.meta import actions as A
 from harnessopt.meta.digest import build_digest, echoes_prompt, tags_of
-from harnessopt.meta.menu import build_menu, compose
+from harnessopt.meta.menu import build_menu, compose, describe_menu, rank_by_digest
 from harnessopt.meta.reply import Edit, ReplyError, apply_edits, split_reply
 from harnessopt.meta.views import FeedbackView
 from harnessopt.patterns import PatternError
@@ -142,6 +142,24 @@ def test_the_menu_lists_new_code_only_and_picks_compose():
     assert "ctx.complete" in source and "ctx.examples.similar" in source
     with pytest.raises(PatternError, match="not on the menu"):
         compose(PARENT, menu, [999], "classification")
+
+
+def test_the_digest_orders_the_menu_and_says_which_failures_each_move_addresses():
+    traces = [trace(f"t{i}", "Which intent is this? Command: turn on the",
+                    explanation="no label in answer 'Which'; expected 'lights_on'") for i in range(4)]
+    digest = build_digest(traces, candidate="c0000", labels=["lights_on"], task_shape="classification")
+    menu = build_menu(PARENT, "classification", seen_hashes=set(), rng=random.Random(0))
+    ranked = rank_by_digest(menu, digest)
+    assert sorted(m.label for m in ranked) == sorted(m.label for m in menu)
+    assert [m.number for m in ranked] == list(range(1, len(menu) + 1))
+    first = {s.pattern for s in ranked[0].steps}
+    assert first & {"completion_mode", "retrieval_fewshot", "label_constraint"}  # echo 4/4 and not a label 4/4
+    unrelated = [m for m in ranked if {s.pattern for s in m.steps} <= {"chat_mode", "self_consistency", "verify_retry"}]
+    assert unrelated and all(ranked.index(m) > ranked.index(ranked[0]) for m in unrelated)
+    shown = describe_menu(ranked, digest).splitlines()
+    completion = next(line for line in shown if line.split(". ", 1)[1].startswith("completion_mode:"))
+    assert completion.endswith("[addresses: echo 4/4]")
+    assert "[addresses" not in describe_menu(ranked)  # no digest (feedback mode scores): no links
 
 
 def test_a_move_whose_code_was_already_tried_is_left_off_the_menu():

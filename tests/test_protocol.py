@@ -130,6 +130,10 @@ def test_the_digest_in_the_prompt_differs_per_feedback_mode(tmp_path):
     digest = {m: p.split("## Failure digest of the champion")[1].split("## Tried so far")[0] for m, p in prompts.items()}
     assert MARKER not in digest["summary"] and "e.g." not in digest["summary"]
     assert "ValueError" not in digest["scores"] and "below 1" in digest["scores"]
+    # the menu says which failures each move addresses, and leads with those, except in scores mode
+    menus = {m: p.split("## Menu of moves")[1] for m, p in prompts.items()}
+    assert "\n1. " in menus["traces"] and "[addresses: wrong_answer" in menus["traces"].split("\n2. ")[0]
+    assert "[addresses" not in menus["scores"]
 
 
 def test_the_ladder_fully_evaluates_only_a_screen_winner(tmp_path):

@@ -26,7 +26,7 @@ from harnessopt.budget import BudgetExceeded
 from harnessopt.llm import CallRequest, LLMError, describe_model, is_local_model, metered_call
 from harnessopt.meta import actions as A
 from harnessopt.meta.grammar import reply_grammar
-from harnessopt.meta.menu import compose, describe_menu
+from harnessopt.meta.menu import compose, describe_menu, rank_by_digest
 from harnessopt.meta.protocol import IterationPlan, ProtocolSettings, run_iteration
 from harnessopt.meta.reply import Reply, ReplyError, apply_edits, split_reply
 from harnessopt.meta.workbench import ActionError, Candidate, Workbench
@@ -94,12 +94,16 @@ class LLMProposer:
             full_cost=len(wb.search_tasks) * wb.trials, feedback=wb.view.mode,
         )
         champion = wb.candidates[wb.state.champion]
+        digest = wb.digest_of(champion.id)
+        linked = s.menu_order == "digest" and wb.view.mode != "scores"  # scores mode shows no clusters
+        if linked:
+            plan.menu = rank_by_digest(plan.menu, digest)
         brief = self.env.get_template("brief.j2").render(
             iteration=wb.state.iteration, iterations=wb.budget.budget.iterations, budget=wb.budget_line(),
             task_model=model_line(self.task_model or wb.evaluator.model), notebook="\n".join(wb.state.notebook),
-            champion=champion.id, digest=wb.view.digest(wb.digest_of(champion.id)),
-            memory=memory_table(wb), champion_code=champion.source, menu=describe_menu(plan.menu),
-            proposals=s.proposals, labels=len(wb.benchmark.labels or []),
+            champion=champion.id, digest=wb.view.digest(digest),
+            memory=memory_table(wb), champion_code=champion.source, menu=describe_menu(plan.menu, digest if linked else None),
+            proposals=s.proposals, labels=len(wb.benchmark.labels or []), linked=linked,
         )
         self._messages = [{"role": "system", "content": system}, {"role": "user", "content": brief}]
         self._transcript = list(self._messages)

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from harnessopt.harness import source_hash
+from harnessopt.meta.digest import Digest
 from harnessopt.patterns import PatternError, applicable, apply_pattern
 from harnessopt.patterns.library import describe_params, get_pattern
 
@@ -26,6 +27,28 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
     "self_consistency": [{"n": 3}],
     "step_cap": [{"max_steps": 4}, {"max_steps": 14}],
     "workspace_survey": [{"head_lines": 0}],
+}
+
+
+# Which patterns address which failure cluster of the digest (cluster key -> patterns). The same
+# knowledge as each pattern's "Helps:" line, keyed by what the digest counts.
+ADDRESSES: dict[str, tuple[str, ...]] = {
+    "echo": ("completion_mode", "retrieval_fewshot"),
+    "not_a_label": ("label_constraint", "retrieval_fewshot"),
+    "wrong_label": ("retrieval_fewshot", "self_consistency"),
+    "extra_text": ("format_repair", "label_constraint"),
+    "empty_answer": ("verify_retry", "format_repair"),
+    "no_number": ("format_repair", "retrieval_fewshot"),
+    "wrong_number": ("tool_use", "self_consistency", "retrieval_fewshot"),
+    "syntax_error": ("verify_retry", "format_repair"),
+    "failing_test": ("retrieval_fewshot", "verify_retry"),
+    "wrong_answer": ("retrieval_fewshot", "self_consistency", "working_advice"),
+    "step_cap": ("step_cap", "loop_recovery"),
+    "repeated_tool_call": ("loop_recovery",),
+    "tool_error_ignored": ("loop_recovery", "working_advice"),
+    "answer_before_evidence": ("workspace_survey", "working_advice"),
+    "malformed_answer": ("json_actions", "format_repair"),
+    "timeout": ("step_cap",),
 }
 
 
@@ -118,8 +141,28 @@ def compose(champion_source: str, menu: list[Move], numbers: list[int], task_sha
     return steps, apply_steps(champion_source, steps, task_shape)
 
 
-def describe_menu(menu: list[Move]) -> str:
-    return "\n".join(f"{m.number}. {m.label}: {m.summary}" for m in menu)
+def addressed(move: Move, digest: Digest) -> list[tuple[str, int]]:
+    """The digest's failure clusters (key, count) that one of the move's patterns addresses."""
+    patterns = {s.pattern for s in move.steps}
+    return [(c.key, c.count) for c in digest.clusters if patterns & set(ADDRESSES.get(c.key, ()))]
+
+
+def rank_by_digest(menu: list[Move], digest: Digest) -> list[Move]:
+    """The menu with the moves that address the most counted failures first, renumbered (ties keep
+    their shuffled order). Small models pick by position, so the order is what the digest makes
+    of the menu; the random control keeps the shuffled menu."""
+    ranked = sorted(menu, key=lambda m: -sum(n for _, n in addressed(m, digest)))
+    return [m.model_copy(update={"number": i}) for i, m in enumerate(ranked, 1)]
+
+
+def describe_menu(menu: list[Move], digest: Digest | None = None) -> str:
+    """One line per move; with a digest, the failure clusters each move addresses."""
+    lines = []
+    for m in menu:
+        hits = addressed(m, digest) if digest is not None and digest.rollouts else []
+        why = f" [addresses: {', '.join(f'{k} {n}/{digest.rollouts}' for k, n in hits)}]" if hits else ""
+        lines.append(f"{m.number}. {m.label}: {m.summary}{why}")
+    return "\n".join(lines)
 
 
 def describe_step_params(pattern: str) -> str:

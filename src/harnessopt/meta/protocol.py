@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from pydantic import Field
 
@@ -37,6 +37,9 @@ class ProtocolSettings(Record):
     screen_tasks: int = Field(default=6, ge=1, le=50, description="tasks per screening spot-check")
     eval_policy: EvalPolicy = "meta"
     inspect_steps: int = Field(default=2, ge=0, le=10, description="trace-reading steps before proposing")
+    # LLM proposers: the menu is ordered by the failure clusters each move addresses and says which
+    # ("digest"; not in feedback mode `scores`, which shows no clusters), or kept shuffled.
+    menu_order: Literal["digest", "shuffled"] = "digest"
 
 
 @dataclass
