@@ -123,7 +123,8 @@ def test_bulk_proposals_are_screened_and_charged_exactly(tmp_path):
 def test_the_digest_in_the_prompt_differs_per_feedback_mode(tmp_path):
     prompts = {}
     for mode in ("traces", "summary", "scores"):
-        _, meta, _ = run(tmp_path / mode, [write(GOOD), full("c0001")], feedback=mode, harness=NOISY)
+        _, meta, _ = run(tmp_path / mode, [write(GOOD), full("c0001")], feedback=mode, harness=NOISY,
+                         settings=ProtocolSettings(proposals=1, menu_order="digest"))
         prompts[mode] = meta.prompts[0]
     assert MARKER in prompts["traces"].split("## Failure digest")[1].split("## Tried")[0]
     assert "the harness raised ValueError" in prompts["summary"]
@@ -134,6 +135,8 @@ def test_the_digest_in_the_prompt_differs_per_feedback_mode(tmp_path):
     menus = {m: p.split("## Menu of moves")[1] for m, p in prompts.items()}
     assert "\n1. " in menus["traces"] and "[addresses: wrong_answer" in menus["traces"].split("\n2. ")[0]
     assert "[addresses" not in menus["scores"]
+    _, meta, _ = run(tmp_path / "shuffled", [write(GOOD), full("c0001")], harness=NOISY)  # the default
+    assert "[addresses" not in meta.prompts[0].split("## Menu of moves")[1]
 
 
 def test_the_ladder_fully_evaluates_only_a_screen_winner(tmp_path):

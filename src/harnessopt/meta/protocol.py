@@ -37,9 +37,10 @@ class ProtocolSettings(Record):
     screen_tasks: int = Field(default=6, ge=1, le=50, description="tasks per screening spot-check")
     eval_policy: EvalPolicy = "meta"
     inspect_steps: int = Field(default=2, ge=0, le=10, description="trace-reading steps before proposing")
-    # LLM proposers: the menu is ordered by the failure clusters each move addresses and says which
-    # ("digest"; not in feedback mode `scores`, which shows no clusters), or kept shuffled.
-    menu_order: Literal["digest", "shuffled"] = "digest"
+    # LLM proposers: the menu kept in its seeded shuffle ("shuffled"), or ordered by the failure
+    # clusters each move addresses, saying which ("digest"; not in feedback mode `scores`, which shows
+    # no clusters). "digest" did not help Qwen 1.5B on home_intents (docs/EXPERIMENTS.md).
+    menu_order: Literal["digest", "shuffled"] = "shuffled"
 
 
 @dataclass
