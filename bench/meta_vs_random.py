@@ -51,6 +51,8 @@ def main() -> None:
                    help="meta-side aliases: ALIAS=model or ALIAS=random")
     p.add_argument("--feedback", default="traces")
     p.add_argument("--seeds", default="5")
+    p.add_argument("--menu-order", default="shuffled", choices=["shuffled", "digest"],
+                   help="the LLM's move menu: seeded shuffle, or led by the moves that address the digest's failures")
     p.add_argument("--iterations", type=int, default=4)
     p.add_argument("--max-rollouts", type=int, default=200)
     p.add_argument("--meta-steps", type=int, default=10)
@@ -81,6 +83,7 @@ def main() -> None:
             name=args.name, harness=args.harness, benchmark=args.benchmark, data=args.data, feedback=args.feedback,
             models=models, pairs=pairs, seeds=args.seeds, parallel=1, out=args.out, search_limit=args.search_limit,
             test_limit=args.test_limit, timeout_s=args.timeout, proposals=args.proposals, eval_policy=args.eval_policy,
+            menu_order=args.menu_order,
             budget=Budget(iterations=args.iterations, rollouts=args.max_rollouts,
                           meta_steps_per_iteration=args.meta_steps))
         result = compare(spec, progress=print)

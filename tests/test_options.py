@@ -120,3 +120,16 @@ def test_python_api_validates_the_same_way():
         OptimizeConfig(harness="h.py", benchmark="b", concurrency=MAX_CONCURRENCY + 1)
     with pytest.raises(UsageError, match="feedback"):
         grid_spec(build_parser().parse_args(["compare", *BASE, "--feedback", "traces,nope"]))
+
+
+def test_protocol_options_reach_the_proposal_protocol(tmp_path):
+    from harnessopt.optimizer import protocol_settings
+
+    args = build_parser().parse_args(["optimize", "--harness", "h.py", "--benchmark", "home_intents",
+                                      "--menu-order", "digest", "--promotion-confidence", "0.9"])
+    config = optimize_config(args)
+    assert protocol_settings(config).menu_order == "digest" and config.promotion_confidence == 0.9
+    assert protocol_settings(OptimizeConfig(harness="h.py", benchmark="home_intents")).menu_order == "shuffled"
+    with pytest.raises(UsageError, match="menu"):
+        optimize_config(build_parser().parse_args(["optimize", "--harness", "h.py", "--benchmark", "home_intents",
+                                                   "--menu-order", "sorted"]))

@@ -74,7 +74,8 @@ def preflight_models(task_model: str, meta_model: str | None, gateway: Gateway |
 
 def protocol_settings(config: OptimizeConfig) -> ProtocolSettings:
     return ProtocolSettings(proposals=config.proposals, eval_policy=config.eval_policy,
-                            screen_tasks=config.screen_tasks, inspect_steps=config.inspect_steps)
+                            screen_tasks=config.screen_tasks, inspect_steps=config.inspect_steps,
+                            menu_order=config.menu_order)
 
 
 def make_proposer(config: OptimizeConfig, gateway: Gateway) -> Proposer:

@@ -133,6 +133,9 @@ class RunOptions(TaskOptions):
                                         "interval of a candidate's search gain whose lower end must clear 0 for a promotion "
                                         "(0.90: a one-sided test at the 5 percent level)")
     inspect_steps: int = Field(2, ge=0, le=10, description="trace-reading replies the meta-agent may take before proposing")
+    menu_order: Literal["shuffled", "digest"] = Field(
+        "shuffled", description="order of the meta-agent's move menu: shuffled (seeded), or digest (the moves that "
+                                "address the most failures first, each saying which; measured no better on home_intents)")
     measure_noise: bool = Field(True, description="skip rerunning the seed to measure the noise floor",
                                 json_schema_extra=flag("--no-noise-rerun", negate=True))
     test_every_champion: bool = Field(False, description="also test every promoted champion (recorded, never shown)")
