@@ -25,7 +25,8 @@ import statistics
 from pathlib import Path
 
 from harnessopt import evaluate
-from harnessopt.stats import mean_ci, paired_bootstrap
+from harnessopt.acceptance import decide_paired
+from harnessopt.stats import mean_ci
 from harnessopt.store import RunStore
 
 # name -> (confidence of the two-sided bootstrap interval whose lower end must clear 0, or None:
@@ -40,25 +41,25 @@ def run_dirs(paths: list[Path]) -> list[Path]:
     return [d for d in out if json.loads((d / "run.json").read_text()).get("finished")]
 
 
-def per_task(store: RunStore, cid: str, split: str, task_ids: set[str] | None = None) -> dict[str, float]:
+def per_task(store: RunStore, cid: str, split: str) -> dict[str, float]:
     scores: dict[str, list[float]] = {}
     for t in store.rollouts(cid):
-        if t.split == split and (task_ids is None or t.task_id in task_ids):
+        if t.split == split:
             scores.setdefault(t.task_id, []).append(t.score or 0.0)
     return {k: statistics.mean(v) for k, v in scores.items()}
 
 
-def promotes(gain: list[float], confidence: float | None, noise: float) -> bool:
-    mean = statistics.mean(gain)
-    if confidence is None:
-        return mean > noise
-    _, low, _ = paired_bootstrap(gain, [0.0] * len(gain), confidence=confidence)
-    return low > 0 and mean > noise
+def promotes(mine: dict[str, float], theirs: dict[str, float], confidence: float | None, noise: float,
+             seed: int) -> bool:
+    """The run's own promotion rule at another confidence; None: any mean gain over the noise floor."""
+    if confidence is not None:
+        return decide_paired(mine, theirs, noise_floor=noise, seed=seed, confidence=confidence).promote
+    common = set(mine) & set(theirs)
+    return bool(common) and statistics.mean(mine[t] - theirs[t] for t in common) > noise
 
 
-def test_score(run: Path, store: RunStore, cid: str, out: Path) -> float:
+def test_score(run: Path, config: dict, store: RunStore, cid: str, out: Path) -> float:
     """The candidate's test score: from the run when it was tested there, else evaluated now."""
-    config = json.loads((run / "run.json").read_text())["config"]
     tested = per_task(store, cid, "test")
     if len(tested) >= config["test_limit"]:
         return statistics.mean(tested.values())
@@ -80,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|" + "---|" * len(GATES))
     for run in run_dirs(args.dirs):
         store = RunStore.open(run)
-        noise = json.loads((run / "run.json").read_text()).get("result", {}).get("noise_floor") or 0.0
+        info = json.loads((run / "run.json").read_text())
+        config, noise = info["config"], info.get("result", {}).get("noise_floor") or 0.0
         fulls = [r for r in store.ledger() if r.kind == "full" and r.split == "search"]
         order = list(dict.fromkeys(r.candidate for r in fulls))
         search = {cid: per_task(store, cid, "search") for cid in order}
@@ -91,11 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, confidence in GATES.items():
             champion = order[0]
             for cid in order[1:]:
-                common = sorted(set(search[cid]) & set(search[champion]))
-                gain = [search[cid][t] - search[champion][t] for t in common]
-                if gain and promotes(gain, confidence, noise):
+                if promotes(search[cid], search[champion], confidence, noise, config["seed"]):
                     champion = cid
-            score = test_score(run, store, champion, args.out)
+            score = test_score(run, config, store, champion, args.out)
             rows[name].append(score)
             cells.append(f"{champion} {score:.3f}")
         print(f"| {run.parent.parent.name}/{run.name} | {shown} | " + " | ".join(cells) + " |", flush=True)

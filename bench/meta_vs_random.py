@@ -29,10 +29,12 @@ import argparse
 import json
 import statistics
 from pathlib import Path
+from typing import get_args
 
 from harnessopt.budget import Budget
 from harnessopt.comparison import compare, make_grid
 from harnessopt.events import InvalidAction
+from harnessopt.options import MenuOrder
 from harnessopt.report.data import load_run
 from harnessopt.stats import mean_ci, paired_arm_test
 from harnessopt.store import RunStore
@@ -51,7 +53,7 @@ def main() -> None:
                    help="meta-side aliases: ALIAS=model or ALIAS=random")
     p.add_argument("--feedback", default="traces")
     p.add_argument("--seeds", default="5")
-    p.add_argument("--menu-order", default="shuffled", choices=["shuffled", "digest"],
+    p.add_argument("--menu-order", default="shuffled", choices=get_args(MenuOrder),
                    help="the LLM's move menu: seeded shuffle, or led by the moves that address the digest's failures")
     p.add_argument("--iterations", type=int, default=4)
     p.add_argument("--max-rollouts", type=int, default=200)

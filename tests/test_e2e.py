@@ -109,6 +109,7 @@ def test_optimize_changes_the_agent_loop_on_workspace_tasks_with_the_real_model(
     """From the naive ReAct harness, the proposals are agent-loop moves (JSON actions, step cap,
     recovery, ...): new loops that run on the embedded model (Qwen 0.5B, which ends its turns)."""
     from harnessopt.cli import main
+    from harnessopt.patterns import applicable
 
     code = main(["optimize", "--harness", str(repo / "harnesses/workspace_tasks_naive.py"),
                  "--benchmark", "workspace_tasks", "--task-model", "local/qwen2.5-coder-0.5b", "--meta-model", "random",
@@ -120,7 +121,7 @@ def test_optimize_changes_the_agent_loop_on_workspace_tasks_with_the_real_model(
     store = RunStore.open(run_dir)
     made = [c for c in store.candidates() if c.id != "c0000"]
     assert len(made) == 2
-    loop_moves = {"json_actions", "text_actions", "step_cap", "clip_observations", "workspace_survey", "loop_recovery", "working_advice"}
+    loop_moves = {p.name for p in applicable("agent")}
     for c in made:
         applied = {step.split("(")[0] for step in c.moves.split(" + ")}
         assert applied and applied <= loop_moves, c.moves

@@ -24,8 +24,13 @@ class PromotionDecision(Record):
 
 def decide_promotion(candidate: EvalResult, champion: EvalResult, *, noise_floor: float = 0.0,
                      seed: int = 0, blocked: str | None = None, confidence: float = 0.95) -> PromotionDecision:
-    mine = {t.task_id: t.mean for t in candidate.tasks}
-    theirs = {t.task_id: t.mean for t in champion.tasks}
+    return decide_paired({t.task_id: t.mean for t in candidate.tasks}, {t.task_id: t.mean for t in champion.tasks},
+                         noise_floor=noise_floor, seed=seed, blocked=blocked, confidence=confidence)
+
+
+def decide_paired(mine: dict[str, float], theirs: dict[str, float], *, noise_floor: float = 0.0, seed: int = 0,
+                  blocked: str | None = None, confidence: float = 0.95) -> PromotionDecision:
+    """The promotion rule on per-task mean scores (task id -> score) of candidate and champion."""
     common = sorted(set(mine) & set(theirs))
     if not common:
         return PromotionDecision(promote=False, mean_diff=0.0, ci_low=0.0, ci_high=0.0,

@@ -31,6 +31,7 @@ from harnessopt.records import DEFAULT_MAX_TOKENS, SplitName
 # Each rollout runs in a worker process; far more of them than cores only queues work and memory.
 MAX_CONCURRENCY = max(32, 16 * (os.cpu_count() or 1))
 EvalPolicy = Literal["meta", "ladder", "always-full"]
+MenuOrder = Literal["shuffled", "digest"]
 ExecutorKind = Literal["local", "ray"]
 EVAL_POLICIES: tuple[str, ...] = ("meta", "ladder", "always-full")
 # What providers accept (OpenAI allows 0-2; others less): outside it a call can only fail.
@@ -133,7 +134,7 @@ class RunOptions(TaskOptions):
                                         "interval of a candidate's search gain whose lower end must clear 0 for a promotion "
                                         "(0.90: a one-sided test at the 5 percent level)")
     inspect_steps: int = Field(2, ge=0, le=10, description="trace-reading replies the meta-agent may take before proposing")
-    menu_order: Literal["shuffled", "digest"] = Field(
+    menu_order: MenuOrder = Field(
         "shuffled", description="order of the meta-agent's move menu: shuffled (seeded), or digest (the moves that "
                                 "address the most failures first, each saying which; measured no better on home_intents)")
     measure_noise: bool = Field(True, description="skip rerunning the seed to measure the noise floor",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
 from pydantic import Field
 
@@ -27,7 +27,7 @@ from harnessopt.budget import BudgetExceeded
 from harnessopt.meta.menu import Move, build_menu
 from harnessopt.meta.workbench import ActionError, Candidate, Workbench
 from harnessopt.patterns import PatternError
-from harnessopt.options import EvalPolicy
+from harnessopt.options import EvalPolicy, MenuOrder
 from harnessopt.records import Record
 
 
@@ -40,7 +40,7 @@ class ProtocolSettings(Record):
     # LLM proposers: the menu kept in its seeded shuffle ("shuffled"), or ordered by the failure
     # clusters each move addresses, saying which ("digest"; not in feedback mode `scores`, which shows
     # no clusters). "digest" did not help Qwen 1.5B on home_intents (docs/EXPERIMENTS.md).
-    menu_order: Literal["digest", "shuffled"] = "shuffled"
+    menu_order: MenuOrder = "shuffled"
 
 
 @dataclass

@@ -9,7 +9,7 @@ its helpers.
 
 from __future__ import annotations
 
-from harnessopt.patterns.recipe import Recipe
+from harnessopt.patterns.recipe import AgentLoop, Recipe
 from harnessopt.patterns.templating import TEMPLATES
 
 ADVICE = """How to work:
@@ -21,10 +21,8 @@ ADVICE = """How to work:
 5. Answer with the value alone."""
 
 
-def agent_steps(recipe: Recipe) -> list[str]:
+def agent_steps(loop: AgentLoop) -> list[str]:
     """One plain line per thing the loop does, for the file's docstring."""
-    loop = recipe.loop
-    assert loop is not None
     out = []
     if loop.survey_lines is not None:
         shown = f" and the first {loop.survey_lines} lines of each" if loop.survey_lines else ""
@@ -47,6 +45,6 @@ def render_agent(recipe: Recipe, recipe_literal: str) -> str:
     loop = recipe.loop
     assert loop is not None, "render_agent needs a recipe with an agent loop"
     return TEMPLATES.get_template("agent.py.j2").render(
-        l=loop, max_tokens=recipe.max_tokens, steps=agent_steps(recipe), advice=ADVICE,
-        lineage=", ".join(a.split("(")[0] for a in recipe.applied) or "none", recipe_literal=recipe_literal,
+        l=loop, max_tokens=recipe.max_tokens, steps=agent_steps(loop), advice=ADVICE, lineage=recipe.lineage,
+        recipe_literal=recipe_literal,
     )

@@ -17,10 +17,11 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from harnessopt.patterns.recipe import (
-    SINGLE_CALL_SHAPES, AgentLoop, LabelConstraint, Recipe, Repair, Retrieval, Retry, ToolUse, Vote, recipe_for_source,
+    SINGLE_CALL_SHAPES, AgentLoop, LabelConstraint, Recipe, Repair, Retrieval, Retry, ToolUse, Vote, loop_bounds,
+    recipe_for_source,
 )
 from harnessopt.patterns.render import render_harness
 
@@ -144,24 +145,19 @@ class NoParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class StepCap(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    max_steps: int = Field(default=10, ge=2, le=20, description="model turns before the loop gives up")
+def _loop_setting(model: str, param: str, setting: str, default: int, description: str) -> type[BaseModel]:
+    """The parameter model of a pattern that sets one AgentLoop setting, within that setting's bounds."""
+    lo, hi = loop_bounds(setting)
+    return create_model(model, __config__=ConfigDict(extra="forbid"),
+                        **{param: (int, Field(default=default, ge=lo, le=hi, description=description))})
 
 
-class ClipObservations(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    chars: int = Field(default=1800, ge=200, le=8000, description="characters of one tool output shown (head and tail kept)")
-
-
-class Survey(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    head_lines: int = Field(default=3, ge=0, le=10, description="first lines shown of each file (0: the listing only)")
-
-
-class Recovery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    max_errors: int = Field(default=3, ge=1, le=6, description="failed steps in a row before the model is told to answer")
+StepCap = _loop_setting("StepCap", "max_steps", "max_steps", 10, "model turns before the loop gives up")
+ClipObservations = _loop_setting("ClipObservations", "chars", "observation_chars", 1800,
+                                 "characters of one tool output shown (head and tail kept)")
+Survey = _loop_setting("Survey", "head_lines", "survey_lines", 3, "first lines shown of each file (0: the listing only)")
+Recovery = _loop_setting("Recovery", "max_errors", "max_errors", 3,
+                         "failed steps in a row before the model is told to answer")
 
 
 def _loop(r: Recipe, **update: Any) -> Recipe:

@@ -118,6 +118,11 @@ class Recipe(Part):
     applied: list[str] = Field(default_factory=list)
 
     @property
+    def lineage(self) -> str:
+        """The applied patterns' names in order, for a generated file's docstring."""
+        return ", ".join(a.split("(")[0] for a in self.applied) or "none"
+
+    @property
     def extract(self) -> str:
         """The repair rule in force ("" when the harness does no repair)."""
         if self.repair is None:
@@ -210,18 +215,29 @@ def _int_constant(source: str, name: str) -> int | None:
     return int(m.group(1).replace("_", "")) if m else None
 
 
+def loop_bounds(setting: str) -> tuple[int, int]:
+    """The (least, most) an AgentLoop setting allows: one place for its bounds, which the loop
+    patterns' parameters and the reading of hand-written code both use."""
+    metadata = AgentLoop.model_fields[setting].metadata
+    return next(m.ge for m in metadata if hasattr(m, "ge")), next(m.le for m in metadata if hasattr(m, "le"))
+
+
 def inferred_loop(source: str) -> AgentLoop:
     """A best-effort AgentLoop for a hand-written agent harness: its step cap, whether it sends a
     JSON schema, its observation clip, and whether it surveys the files, recovers or gives advice."""
-    def within(value: int | None, lo: int, hi: int) -> int | None:
+    def within(value: int | None, setting: str) -> int | None:
+        lo, hi = loop_bounds(setting)
         return None if value is None else max(lo, min(hi, value))
-    heads = _int_constant(source, "HEAD_LINES") or (3 if "file_heads" in source else None)
+    heads = _int_constant(source, "HEAD_LINES")
+    if heads is None and "file_heads" in source:
+        heads = 3
+    steps = within(_int_constant(source, "MAX_STEPS"), "max_steps")
     return AgentLoop(
         actions="json" if "response_format" in source else "text",
-        max_steps=within(_int_constant(source, "MAX_STEPS"), 2, 20) or 6,
-        observation_chars=within(_int_constant(source, "OBSERVATION_CHARS"), 200, 8000),
-        survey_lines=within(heads, 0, 10),
-        max_errors=within(_int_constant(source, "MAX_ERRORS"), 1, 6),
+        max_steps=steps if steps is not None else AgentLoop.model_fields["max_steps"].default,
+        observation_chars=within(_int_constant(source, "OBSERVATION_CHARS"), "observation_chars"),
+        survey_lines=within(heads, "survey_lines"),
+        max_errors=within(_int_constant(source, "MAX_ERRORS"), "max_errors"),
         advice="How to work" in source,
     )
 

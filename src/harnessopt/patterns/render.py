@@ -24,10 +24,7 @@ from dataclasses import dataclass
 from harnessopt.harness import validate_source
 from harnessopt.patterns.agent_render import render_agent
 from harnessopt.patterns.recipe import Recipe
-
 from harnessopt.patterns.templating import TEMPLATES, py_string
-
-_env = TEMPLATES
 
 # Top-level names blocks.py.j2 defines: constants in file order; functions follow `run` in call order.
 CONSTANTS = ("TEMPLATE", "K_SHOTS", "MAX_TOKENS", "STOP", "VOTES", "VOTE_TEMPERATURE", "MAX_RETRIES",
@@ -115,7 +112,7 @@ def _fallback_doc(r: Recipe, nearest: bool) -> str:
 def render_prompt(recipe: Recipe) -> str:
     """The jinja prompt the harness carries (its TEMPLATE constant)."""
     name = "math_python" if recipe.tool and recipe.tool.tool == "python" else recipe.task_shape
-    text = _env.get_template(f"prompts/{name}.j2").render(r=recipe)
+    text = TEMPLATES.get_template(f"prompts/{name}.j2").render(r=recipe)
     return text.rstrip(" ") if name == "math_python" else text.strip("\n")
 
 
@@ -197,22 +194,22 @@ def _reachable(root: str, blocks: dict[str, str]) -> list[str]:
 
 def render_harness(recipe: Recipe) -> str:
     """The complete harness source for `recipe`; validated statically before it is returned."""
-    if recipe.loop is not None:  # an agent loop has its own template
-        source = render_agent(recipe, recipe_literal(recipe))
-        validate_source(source, "<generated harness>")
-        return source
+    source = render_agent(recipe, recipe_literal(recipe)) if recipe.loop is not None else _render_calls(recipe)
+    validate_source(source, "<generated harness>")
+    return source
+
+
+def _render_calls(recipe: Recipe) -> str:
+    """A single-call harness: the blocks `run` reaches, in call order, with the imports they use."""
     p = plan(recipe)
-    module = _env.get_template("blocks.py.j2").make_module({"p": p})
+    module = TEMPLATES.get_template("blocks.py.j2").make_module({"p": p})
     rendered = {name: str(getattr(module, name)()).strip("\n") for name in CONSTANTS + FUNCTIONS}
     blocks = {name: code for name, code in rendered.items() if code}
     used = _reachable("run", blocks)
     names = {n for name in used for n in _names_in_order(blocks[name])}
-    source = _env.get_template("harness.py.j2").render(
+    return TEMPLATES.get_template("harness.py.j2").render(
         title=f"{_SHAPE_TITLE[recipe.task_shape]} built from harness patterns.", steps=steps(recipe),
-        lineage=", ".join(a.split("(")[0] for a in recipe.applied) or "none",
-        imports=[m for m in IMPORTABLE if m in names],
+        lineage=recipe.lineage, imports=[m for m in IMPORTABLE if m in names],
         template=blocks["TEMPLATE"], constants=[blocks[n] for n in CONSTANTS[1:] if n in used],
         functions=[blocks[n] for n in used if n in FUNCTIONS], recipe_literal=recipe_literal(recipe),
     )
-    validate_source(source, "<generated harness>")
-    return source
