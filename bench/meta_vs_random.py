@@ -34,7 +34,7 @@ from typing import get_args
 from harnessopt.budget import Budget
 from harnessopt.comparison import compare, make_grid
 from harnessopt.events import InvalidAction
-from harnessopt.options import MenuOrder
+from harnessopt.options import MenuOrder, ProposalMode
 from harnessopt.report.data import load_run
 from harnessopt.stats import mean_ci, paired_arm_test
 from harnessopt.store import RunStore
@@ -55,6 +55,9 @@ def main() -> None:
     p.add_argument("--seeds", default="5")
     p.add_argument("--menu-order", default="shuffled", choices=get_args(MenuOrder),
                    help="the LLM's move menu: seeded shuffle, or led by the moves that address the digest's failures")
+    p.add_argument("--proposal-mode", default="compose", choices=get_args(ProposalMode),
+                   help="LLM arms: compose (pick menu moves or write code) or rank (choose among random draws)")
+    p.add_argument("--pool-size", type=int, default=9, help="draws an LLM arm chooses among (--proposal-mode rank)")
     p.add_argument("--iterations", type=int, default=4)
     p.add_argument("--max-rollouts", type=int, default=200)
     p.add_argument("--meta-steps", type=int, default=10)
@@ -85,7 +88,7 @@ def main() -> None:
             name=args.name, harness=args.harness, benchmark=args.benchmark, data=args.data, feedback=args.feedback,
             models=models, pairs=pairs, seeds=args.seeds, parallel=1, out=args.out, search_limit=args.search_limit,
             test_limit=args.test_limit, timeout_s=args.timeout, proposals=args.proposals, eval_policy=args.eval_policy,
-            menu_order=args.menu_order,
+            menu_order=args.menu_order, proposal_mode=args.proposal_mode, pool_size=args.pool_size,
             budget=Budget(iterations=args.iterations, rollouts=args.max_rollouts,
                           meta_steps_per_iteration=args.meta_steps))
         result = compare(spec, progress=print)

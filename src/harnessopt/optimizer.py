@@ -24,6 +24,7 @@ from harnessopt.executors import check_available, connect_early, executor_for
 from harnessopt.harness import load_harness
 from harnessopt.llm import Gateway, preflight_gateway
 from harnessopt.meta.llm_proposer import LLMProposer
+from harnessopt.meta.ranking import RankingProposer
 from harnessopt.meta.protocol import Proposer, ProtocolSettings
 from harnessopt.meta.views import FeedbackView
 from harnessopt.options import OptimizeConfig  # re-exported: part of the API
@@ -75,7 +76,8 @@ def preflight_models(task_model: str, meta_model: str | None, gateway: Gateway |
 def protocol_settings(config: OptimizeConfig) -> ProtocolSettings:
     return ProtocolSettings(proposals=config.proposals, eval_policy=config.eval_policy,
                             screen_tasks=config.screen_tasks, inspect_steps=config.inspect_steps,
-                            menu_order=config.menu_order)
+                            menu_order=config.menu_order, proposal_mode=config.proposal_mode,
+                            pool_size=config.pool_size)
 
 
 def make_proposer(config: OptimizeConfig, gateway: Gateway) -> Proposer:
@@ -83,7 +85,8 @@ def make_proposer(config: OptimizeConfig, gateway: Gateway) -> Proposer:
         from harnessopt.meta.random_proposer import RandomProposer
 
         return RandomProposer(seed=config.seed, settings=protocol_settings(config))
-    return LLMProposer(gateway, config.meta_model, settings=protocol_settings(config), temperature=config.meta_temperature,
+    chooser = RankingProposer if config.proposal_mode == "rank" else LLMProposer
+    return chooser(gateway, config.meta_model, settings=protocol_settings(config), temperature=config.meta_temperature,
                        max_tokens=config.meta_max_tokens, seed=config.seed, templates_dir=config.prompts_dir,
                        task_model=config.task_model)
 

@@ -32,6 +32,7 @@ from harnessopt.records import DEFAULT_MAX_TOKENS, SplitName
 MAX_CONCURRENCY = max(32, 16 * (os.cpu_count() or 1))
 EvalPolicy = Literal["meta", "ladder", "always-full"]
 MenuOrder = Literal["shuffled", "digest"]
+ProposalMode = Literal["compose", "rank"]
 ExecutorKind = Literal["local", "ray"]
 EVAL_POLICIES: tuple[str, ...] = ("meta", "ladder", "always-full")
 # What providers accept (OpenAI allows 0-2; others less): outside it a call can only fail.
@@ -137,6 +138,10 @@ class RunOptions(TaskOptions):
     menu_order: MenuOrder = Field(
         "shuffled", description="order of the meta-agent's move menu: shuffled (seeded), or digest (the moves that "
                                 "address the most failures first, each saying which; measured no better on home_intents)")
+    proposal_mode: ProposalMode = Field(
+        "compose", description="how an LLM meta-agent proposes: compose (pick menu moves, or write code), or rank "
+                               "(choose among a pool of random draws, the random control's own proposals first)")
+    pool_size: int = Field(9, ge=1, le=24, description="drawn candidates the meta-agent chooses among (--proposal-mode rank)")
     measure_noise: bool = Field(True, description="skip rerunning the seed to measure the noise floor",
                                 json_schema_extra=flag("--no-noise-rerun", negate=True))
     test_every_champion: bool = Field(False, description="also test every promoted champion (recorded, never shown)")

@@ -183,6 +183,14 @@ class Screen(_Action):
     trials: int = Field(default=1, ge=1, le=5)
 
 
+class Rank(_Action):
+    """Choose which drawn candidates to propose (proposal mode `rank`), best first."""
+
+    action: Literal["rank"] = "rank"
+    hypothesis: str = Field(default="", max_length=2000, description="which failures the chosen candidates fix")
+    picks: list[int] = Field(min_length=1, max_length=8, description="candidate numbers, best first")
+
+
 INSPECT_TYPES: tuple[type[_Action], ...] = ()  # filled below, once the inspection actions exist
 PROPOSE_TYPES: tuple[type[_Action], ...] = ()
 DECIDE_TYPES: tuple[type[_Action], ...] = ()
@@ -195,7 +203,7 @@ ACTION_TYPES: tuple[type[_Action], ...] = (
 INSPECT_TYPES = (ListFailures, ReadTrace, SearchTraces, ReadHarness)
 PROPOSE_TYPES = (Propose, Write, Edit)
 DECIDE_TYPES = (Screen, FullEval, Finish)
-HEADER_TYPES: tuple[type[_Action], ...] = (*PROPOSE_TYPES, Screen)
+HEADER_TYPES: tuple[type[_Action], ...] = (*PROPOSE_TYPES, Screen, Rank)
 MetaAction = Annotated[Union[ACTION_TYPES + HEADER_TYPES], Field(discriminator="action")]  # type: ignore[valid-type]
 ACTION_ADAPTER: TypeAdapter = TypeAdapter(MetaAction)
 ACTION_NAMES = [t.model_fields["action"].default for t in ACTION_TYPES]
@@ -228,25 +236,30 @@ def id_enums(candidates: Sequence[str] = (), task_ids: Sequence[str] = ()) -> di
 
 # Bounds that keep a small model from rambling to max_tokens inside a header (measured on
 # Qwen-0.5B: a 240-character bound on the hypothesis costs no decoding speed).
-HEADER_LIMITS = {"hypothesis": 240, "rationale": 160, "moves": 3, "candidates": 8, "task_ids": 12}
+HEADER_LIMITS = {"hypothesis": 240, "rationale": 160, "moves": 3, "candidates": 8, "task_ids": 12, "picks": 8}
 
 
-def header_schema(t: type[_Action], enums: dict[str, dict] | None = None, menu: Sequence[int] = ()) -> dict:
-    """One header's JSON schema for constrained decoding; menu picks become an enum of menu numbers."""
+def header_schema(t: type[_Action], enums: dict[str, dict] | None = None, menu: Sequence[int] = (),
+                  picks: int | None = None) -> dict:
+    """One header's JSON schema for constrained decoding; menu picks become an enum of menu numbers,
+    and a rank reply names exactly `picks` of them when given."""
     schema = _flat_schema(t, enums)
     props = dict(schema["properties"])
     rationale = props.pop("rationale", None)
     if rationale is not None and t in DECIDE_TYPES:  # the recorded reason for a spot-vs-full choice
         props["rationale"] = rationale
-    if "moves" in props and menu:
-        props["moves"] = {"type": "array", "items": {"type": "integer", "enum": list(menu)}}
+    for name in ("moves", "picks"):  # menu numbers, or the numbers of a pool of drawn candidates
+        if name in props and menu:
+            props[name] = {"type": "array", "items": {"type": "integer", "enum": list(menu)}}
     for name, limit in HEADER_LIMITS.items():
         if name in props:
             bound = {"maxItems": limit, "minItems": 1} if props[name].get("type") == "array" else {"maxLength": limit}
             props[name] = {**props[name], **bound}
+    if "picks" in props and picks:
+        props["picks"] = {**props["picks"], "minItems": picks, "maxItems": picks}
     required = [n for n in schema["required"] if n in props]
-    if t in PROPOSE_TYPES:  # every proposal states its hypothesis and a numeric prediction
-        required += [n for n in ("predicted", "hypothesis") if n not in required]
+    if t in PROPOSE_TYPES or t is Rank:  # every proposal states its hypothesis (and a numeric prediction)
+        required += [n for n in ("predicted", "hypothesis") if n in props and n not in required]
     order = [n for n in t.model_fields if n in props and n != "rationale"] + (["rationale"] if "rationale" in props else [])
     return {**schema, "properties": {n: props[n] for n in order}, "required": required}
 

@@ -24,7 +24,7 @@ sr-line ::= [^<=>`\n] [^\n]* "\n" | "\n"
 
 
 def reply_grammar(types: tuple[type[A._Action], ...], *, candidates: list[str], task_ids: list[str],
-                  menu: list[int]) -> str:
+                  menu: list[int], picks: int | None = None) -> str:
     """GBNF for one reply: any allowed header, with a fence after write/edit headers."""
     from llama_cpp.llama_grammar import SchemaConverter
 
@@ -33,7 +33,7 @@ def reply_grammar(types: tuple[type[A._Action], ...], *, candidates: list[str], 
     alternatives = []
     for t in types:
         name = t.model_fields["action"].default.replace("_", "-") + "-header"
-        schema = A.header_schema(t, enums, menu)
+        schema = A.header_schema(t, enums, menu, picks=picks)
         converter.visit(json.loads(json.dumps(schema)), name)
         alternatives.append(f"{name} fence" if t is A.Write else f"{name} edit-fence" if t is A.Edit else name)
     return f"root ::= {' | '.join(alternatives)}\n" + converter.format_grammar() + _FENCE_RULES

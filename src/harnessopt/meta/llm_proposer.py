@@ -277,8 +277,10 @@ class LLMProposer:
     # ------------------------------------------------------------------ talking to the model
 
     async def _ask(self, wb: Workbench, plan: IterationPlan, types: tuple[type[A._Action], ...], max_tokens: int,
-                   *, temperature: float) -> tuple[Reply, A._Action | None]:
-        """One reply; an unusable one gets an error observation and returns (reply, None)."""
+                   *, temperature: float, numbers: list[int] | None = None,
+                   picks: int | None = None) -> tuple[Reply, A._Action | None]:
+        """One reply; an unusable one gets an error observation and returns (reply, None). `numbers`:
+        what a pick may name (default: the open menu moves); `picks`: how many a rank reply names."""
         params = ModelParams(temperature=temperature, max_tokens=self.max_tokens or max_tokens,
                              seed=self.seed * 1000 + wb.state.iteration * 100 + self._step)
         self._step += 1
@@ -287,7 +289,7 @@ class LLMProposer:
             deciding = all(t in A.DECIDE_TYPES for t in types)
             ids = [c.id for c in _open(plan, wb)] if deciding else list(wb.candidates)
             request.response_format = {"type": "grammar", "grammar": reply_grammar(
-                types, candidates=ids, task_ids=list(wb.search_ids), menu=plan.open_moves() or [0])}
+                types, candidates=ids, task_ids=list(wb.search_ids), menu=numbers or plan.open_moves() or [0], picks=picks)}
         cache = wb.store.meta_cache()
         try:
             response = await metered_call(self.gateway, request, meter=wb.budget, side="meta", cache=cache)
@@ -303,7 +305,7 @@ class LLMProposer:
             allowed = [t.model_fields["action"].default for t in types]
             name = header.get("action") if isinstance(header, dict) else None
             if name not in allowed:
-                what = f"{name!r} is not available now" if name in A.ACTION_NAMES + ["propose", "write", "edit", "screen"] \
+                what = f"{name!r} is not available now" if name in A.ACTION_NAMES + ["propose", "write", "edit", "screen", "rank"] \
                     else f"unknown action {name!r}" if name else "the header has no \"action\""
                 raise ReplyError(f"{what}; reply with one of: {', '.join(allowed)}"
                                  + (" (finish comes after a proposal)" if name == "finish" else ""))

@@ -27,7 +27,7 @@ from harnessopt.budget import BudgetExceeded
 from harnessopt.meta.menu import Move, build_menu
 from harnessopt.meta.workbench import ActionError, Candidate, Workbench
 from harnessopt.patterns import PatternError
-from harnessopt.options import EvalPolicy, MenuOrder
+from harnessopt.options import EvalPolicy, MenuOrder, ProposalMode
 from harnessopt.records import Record
 
 
@@ -41,6 +41,10 @@ class ProtocolSettings(Record):
     # clusters each move addresses, saying which ("digest"; not in feedback mode `scores`, which shows
     # no clusters). "digest" did not help Qwen 1.5B on home_intents (docs/EXPERIMENTS.md).
     menu_order: MenuOrder = "shuffled"
+    # LLM proposers: pick menu moves or write code ("compose"), or choose `pool_size` of the random
+    # control's draws ("rank"; meta/draws.py, meta/ranking.py).
+    proposal_mode: ProposalMode = "compose"
+    pool_size: int = Field(default=9, ge=1, le=24, description="drawn candidates to choose among (rank)")
 
 
 @dataclass

@@ -22,9 +22,10 @@ import json
 import random
 
 from harnessopt import events as E
+from harnessopt.meta.draws import draw_once, iteration_rng
 from harnessopt.meta.menu import compose
 from harnessopt.meta.protocol import IterationPlan, ProtocolSettings, run_iteration
-from harnessopt.meta.workbench import ActionError, Candidate, Workbench
+from harnessopt.meta.workbench import ActionError, Workbench
 from harnessopt.patterns import PatternError
 
 
@@ -44,7 +45,7 @@ class RandomProposer:
         self.max_draws = max_draws
 
     def rng(self, iteration: int) -> random.Random:
-        return random.Random(f"harnessopt-random-proposer:{self.seed}:{iteration}")  # str seeds: stable
+        return iteration_rng(self.seed, iteration)
 
     async def run_iteration(self, wb: Workbench) -> None:
         self._rng = self.rng(wb.state.iteration)
@@ -57,8 +58,7 @@ class RandomProposer:
             open_moves = plan.open_moves()
             if len(plan.runnable()) >= self.settings.proposals or not open_moves:
                 break
-            parent = self._rng.choice(stepping_stones(wb))
-            picks = self._rng.sample(open_moves, self._rng.randint(1, min(self.max_patterns, len(open_moves))))
+            parent, picks = draw_once(wb, open_moves, self._rng, self.max_patterns)
             header = {"action": "propose", "moves": picks, "parent": parent.id, "predicted": 0.0,
                       "hypothesis": f"random search, draw {draw}"}
             try:
@@ -80,15 +80,3 @@ class RandomProposer:
     async def decide(self, wb: Workbench, plan: IterationPlan) -> bool:
         return False
 
-
-def stepping_stones(wb: Workbench) -> list[Candidate]:
-    """The champion, and runnable candidates whose last screen beat it and that no full
-    evaluation has rejected: places a next move may start from."""
-    out = [wb.candidates[wb.state.champion]]
-    for c in wb.candidates.values():
-        if c.harness is None or c.id == wb.state.champion or c.decision == "rejected" or not c.spots:
-            continue
-        s = c.spots[-1]
-        if s.champion_score is not None and s.score > s.champion_score:
-            out.append(c)
-    return out

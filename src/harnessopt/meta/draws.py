@@ -1,0 +1,137 @@
+"""Random draws of proposals: what the random control proposes, and the pool an LLM ranks.
+
+A draw is a parent (the champion, or a candidate whose screen beat it) and 1 to `max_patterns`
+menu moves composed on it, each menu move at most once per round of draws. The random control
+proposes its draws in order. Under proposal mode `rank` an LLM is shown a pool of draws from
+the same seeded generator and picks which to propose. The pool's first round is exactly what
+the control would propose from the same state, so "does the LLM beat random?" asks only whether
+its choice among the draws beats their order.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harnessopt.harness import source_hash
+from harnessopt.meta.menu import Step, compose
+from harnessopt.patterns import PatternError
+from harnessopt.patterns.recipe import Recipe, recipe_for_source
+
+if TYPE_CHECKING:
+    from harnessopt.meta.protocol import IterationPlan
+    from harnessopt.meta.workbench import Candidate, Workbench
+
+
+def iteration_rng(seed: int, iteration: int) -> random.Random:
+    """The generator of one iteration's menu and draws (str seeds: stable across Python runs)."""
+    return random.Random(f"harnessopt-random-proposer:{seed}:{iteration}")
+
+
+class Draw(BaseModel):
+    """One drawn proposal: menu moves composed on a parent."""
+
+    model_config = ConfigDict(extra="forbid")
+    number: int
+    parent: str
+    picks: list[int]
+    steps: list[Step]
+    source: str = Field(repr=False)
+
+    @property
+    def label(self) -> str:
+        return " + ".join(s.label() for s in self.steps)
+
+
+def stepping_stones(wb: Workbench) -> list[Candidate]:
+    """The champion, and runnable candidates whose last screen beat it and that no full
+    evaluation has rejected: places a next move may start from."""
+    out = [wb.candidates[wb.state.champion]]
+    for c in wb.candidates.values():
+        if c.harness is None or c.id == wb.state.champion or c.decision == "rejected" or not c.spots:
+            continue
+        s = c.spots[-1]
+        if s.champion_score is not None and s.score > s.champion_score:
+            out.append(c)
+    return out
+
+
+def draw_once(wb: Workbench, open_moves: list[int], rng: random.Random, max_patterns: int) -> tuple[Candidate, list[int]]:
+    """A parent and the menu numbers to compose on it (the control's exact use of the generator)."""
+    parent = rng.choice(stepping_stones(wb))
+    picks = rng.sample(open_moves, rng.randint(1, min(max_patterns, len(open_moves))))
+    return parent, picks
+
+
+def draw_pool(wb: Workbench, plan: IterationPlan, rng: random.Random, *, size: int, max_patterns: int = 3,
+              max_draws: int = 25) -> list[Draw]:
+    """Up to `size` draws of new, distinct code, in rounds of `plan.settings.proposals` draws (each
+    menu move once per round, as the control uses them once per iteration)."""
+    per_round = plan.settings.proposals
+    seen = {c.meta.harness_hash for c in wb.candidates.values()}
+    pool: list[Draw] = []
+    used: set[int] = set()
+    made_in_round = 0
+    shape = wb.benchmark.spec.task_shape
+    for _ in range(max_draws * max(1, -(-size // per_round))):
+        if len(pool) >= size:
+            break
+        if made_in_round >= per_round:
+            used, made_in_round = set(), 0
+        open_moves = [m.number for m in plan.menu if m.number not in used]
+        if not open_moves:
+            if not used:
+                break
+            used, made_in_round = set(), 0
+            continue
+        parent, picks = draw_once(wb, open_moves, rng, max_patterns)
+        try:
+            steps, source = compose(parent.source, plan.menu, picks, shape)
+        except PatternError:
+            continue
+        digest = source_hash(source)
+        if digest in seen:
+            continue
+        seen.add(digest)
+        used |= set(picks)
+        made_in_round += 1
+        pool.append(Draw(number=len(pool) + 1, parent=parent.id, picks=picks, steps=steps, source=source))
+    return pool
+
+
+def what_it_does(source: str, task_shape: str) -> str:
+    """A harness's recipe in a few words. Pool lines say what each draw's harness would do rather
+    than the steps composed to get there: compositions repeat and cancel steps ("chat_mode +
+    completion_mode"), which a small model reads literally."""
+    r: Recipe = recipe_for_source(source, task_shape)[0]
+    if r.loop is not None:
+        loop = r.loop
+        parts = [f"{loop.actions} actions", f"at most {loop.max_steps} turns"]
+        parts += [f"survey of {loop.survey_lines} lines per file"] if loop.survey_lines is not None else []
+        parts += [f"tool output clipped to {loop.observation_chars} chars"] if loop.observation_chars else []
+        parts += [f"recovery after {loop.max_errors} errors"] if loop.max_errors else []
+        parts += ["working advice"] if loop.advice else []
+        return "; ".join(parts)
+    parts = [("completion prompt" if r.prompt_mode == "completion" else "chat turn")
+             + ("" if r.instruction else " without instruction")]
+    if r.retrieval:
+        parts.append(f"{r.retrieval.k} similar labelled examples")
+    if r.labels:
+        parts.append(("decode only labels" if r.labels.mode == "grammar" else "snap the answer to a label")
+                     + (", labels listed" if r.labels.list_labels else ""))
+    if r.tool:
+        parts.append(f"{r.tool.tool} tool")
+    if r.repair:
+        parts.append(f"keep the {r.extract.replace('_', ' ')}")
+    if r.retry:
+        parts.append(f"retry malformed answers x{r.retry.max_retries}")
+    if r.vote:
+        parts.append(f"majority of {r.vote.n} samples")
+    return "; ".join(parts)
+
+
+def describe_pool(pool: list[Draw], champion: str, task_shape: str) -> str:
+    return "\n".join(f"{d.number}. {what_it_does(d.source, task_shape)}"
+                     + (f" (on {d.parent})" if d.parent != champion else "") for d in pool)

@@ -1,0 +1,90 @@
+"""Proposal mode `rank`: the meta model chooses among the random control's draws.
+
+Ranking is easier than generating for a small model (issue evidence: Qwen 1.5B picks useful
+moves when they are small and concrete, and fails at inventing whole rewrites). Each iteration
+the loop draws a pool of proposals with the control's own generator (meta/draws.py), shows the
+model the digest, the memory table and the pool, and asks for one reply: which `proposals` of
+them to try, best first. The ladder then screens them like any other proposals.
+
+What the comparison with the control then measures: both arms propose draws from the same
+generator, and the pool's first round is exactly the control's proposals, so the arms differ
+only in which draws are tried. A model that picks by position (1, 2, 3) is the control. A reply
+that cannot be used twice falls back to the pool's order, and is counted as an invalid output.
+"""
+
+from __future__ import annotations
+
+from harnessopt.meta import actions as A
+from harnessopt.meta.draws import Draw, describe_pool, draw_pool, iteration_rng, what_it_does
+from harnessopt.meta.llm_proposer import HEADER_TOKENS, LLMProposer, memory_table, model_line
+from harnessopt.meta.protocol import IterationPlan, run_iteration
+from harnessopt.meta.workbench import ActionError, Workbench
+from harnessopt.patterns import applicable
+
+RANK_REPLIES = 2  # tries for a usable reply before the pool's own order decides
+
+
+def chosen_draws(picks: list[int], pool: list[Draw], k: int) -> tuple[list[Draw], int]:
+    """The first k distinct picks that name pool draws, filled up in pool order; (draws, how
+    many of them the model chose)."""
+    by_number = {d.number: d for d in pool}
+    chosen = [by_number[n] for n in dict.fromkeys(picks) if n in by_number][:k]
+    own = len(chosen)
+    chosen += [d for d in pool if d not in chosen][: k - own]
+    return chosen, own
+
+
+class RankingProposer(LLMProposer):
+    """An LLM meta-agent that ranks drawn proposals instead of composing or writing them."""
+
+    async def run_iteration(self, wb: Workbench) -> None:
+        self._rng = iteration_rng(self.seed, wb.state.iteration)  # the control's generator: same menu, same draws
+        await run_iteration(wb, self, self.settings, self._rng)
+
+    async def propose(self, wb: Workbench, plan: IterationPlan) -> None:
+        pool = draw_pool(wb, plan, self._rng, size=self.settings.pool_size)
+        if not pool:
+            plan.refusals.append("no new draws: every composition the menu offers is already a candidate")
+            return
+        k = min(self.settings.proposals, len(pool))
+        self._start_rank(wb, pool, k)
+        action = None
+        for _ in range(RANK_REPLIES):
+            _, action = await self._ask(wb, plan, (A.Rank,), HEADER_TOKENS, temperature=self.temperature,
+                                        numbers=[d.number for d in pool], picks=k)
+            if action is not None:
+                break
+        picks = action.picks if isinstance(action, A.Rank) else []
+        chosen, own = chosen_draws(picks, pool, k)
+        made = []
+        for d in chosen:
+            why = action.hypothesis if own and isinstance(action, A.Rank) else "the pool's order (no usable choice)"
+            try:
+                c = wb.propose(d.source, parent=d.parent, hypothesis=f"ranked {d.number} of {len(pool)}: {why}"[:400],
+                               origin="propose", moves=d.label)
+            except ActionError as exc:  # cannot happen for a fresh pool; kept as a refusal, not a crash
+                plan.refusals.append(str(exc))
+                continue
+            plan.made.append(c)
+            made.append(f"{c.id} = draw {d.number} ({d.label})")
+        note = "" if own == k else f" ({k - own} filled in pool order: the reply named {own} usable draw(s))"
+        self._observe(wb, action or A.Rank(picks=[d.number for d in chosen], hypothesis="no usable reply"),
+                      "created " + "; ".join(made) + note)
+
+    def _start_rank(self, wb: Workbench, pool: list[Draw], k: int) -> None:
+        names = {s.pattern for d in pool for s in d.steps}
+        legend = "\n".join(f"- {p.name}: {p.summary}. Helps: {p.helps}"
+                           for p in applicable(wb.benchmark.spec.task_shape) if p.name in names)
+        system = self.env.get_template("rank_program.j2").render(
+            benchmark=wb.benchmark.name, task_shape=wb.benchmark.spec.task_shape, pool=len(pool), proposals=k,
+            legend=legend)
+        champion = wb.candidates[wb.state.champion]
+        brief = self.env.get_template("rank_brief.j2").render(
+            iteration=wb.state.iteration, iterations=wb.budget.budget.iterations, budget=wb.budget_line(),
+            task_model=model_line(self.task_model or wb.evaluator.model), labels=len(wb.benchmark.labels or []),
+            digest=wb.view.digest(wb.digest_of(champion.id)), memory=memory_table(wb), champion=champion.id,
+            champion_code=champion.source, champion_does=what_it_does(champion.source, wb.benchmark.spec.task_shape),
+            pool=describe_pool(pool, champion.id, wb.benchmark.spec.task_shape), proposals=k)
+        self._messages = [{"role": "system", "content": system}, {"role": "user", "content": brief}]
+        self._transcript = list(self._messages)
+        self._step = 0
