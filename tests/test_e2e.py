@@ -105,6 +105,24 @@ def test_optimize_end_to_end_with_gemma_task_and_qwen_meta_model(repo, tmp_path)
     assert transcript[0]["role"] == "system" and "# Improve a harness" in transcript[0]["content"]
 
 
+def test_the_embedded_qwen_ranks_the_random_controls_draws_under_its_grammar(repo, tmp_path):
+    """Proposal mode rank on the real models: one reply per iteration that names exactly
+    `proposals` draws of the pool, and the ladder screens them."""
+    config = OptimizeConfig(
+        harness=str(repo / "harnesses/home_intents_naive.py"), benchmark="home_intents",
+        meta_model="local/qwen2.5-coder-0.5b", proposals=2, eval_policy="ladder", screen_tasks=2,
+        proposal_mode="rank", pool_size=4, budget=Budget(iterations=1, rollouts=30), search_limit=6, test_limit=3,
+        out=str(tmp_path),
+    )
+    result = optimize(config)
+    store = RunStore.open(result.run_dir)
+    assert result.spend.meta.calls == 1 and not [e for e in store.events() if e.kind == "invalid_action"]
+    ranked = [c for c in store.candidates() if c.id != "c0000"]
+    assert len(ranked) == 2 and all(c.hypothesis.startswith("ranked ") for c in ranked)
+    assert "## Candidate changes" in store.transcripts()["001"][1]["content"]
+    assert sorted(r.candidate for r in store.ledger() if r.kind == "spot") == [c.id for c in ranked]
+
+
 def test_optimize_changes_the_agent_loop_on_workspace_tasks_with_the_real_model(repo, tmp_path, capsys):
     """From the naive ReAct harness, the proposals are agent-loop moves (JSON actions, step cap,
     recovery, ...): new loops that run on the embedded model (Qwen 0.5B, which ends its turns)."""

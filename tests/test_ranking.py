@@ -97,3 +97,22 @@ def test_proposal_mode_rank_makes_a_ranking_proposer_and_random_stays_random():
     proposer = make_proposer(cfg, gateway=None)
     assert isinstance(proposer, RankingProposer) and proposer.settings.pool_size == 5
     assert isinstance(make_proposer(cfg.model_copy(update={"meta_model": "random"}), gateway=None), RandomProposer)
+
+
+def test_menu_order_digest_leads_the_pool_with_the_draws_that_address_the_most_failures(tmp_path):
+    from test_optimize import NOISY
+
+    meta = ScriptedMetaGateway([{"action": "rank", "hypothesis": "the top ones", "picks": [1, 2, 3]}])
+    settings = SETTINGS.model_copy(update={"menu_order": "digest"})
+    cfg = config(tmp_path, harness=NOISY, budget=Budget(iterations=1, rollouts=400))
+    result = asyncio.run(optimize_async(cfg, proposer=RankingProposer(meta, "scripted-meta", settings=settings, seed=0),
+                                        gateway=StubGateway(double_model), benchmark=arith_benchmark()))
+    prompt = meta.prompts[0]
+    assert "the ones that address the most failures come first" in prompt
+    lines = pool_lines(prompt)
+    counts = [sum(int(hit.split(" ")[-1].split("/")[0]) for hit in line.split("[addresses: ")[1].rstrip("]").split(", "))
+              if "[addresses: " in line else 0 for _, line in sorted(lines.items())]
+    assert counts == sorted(counts, reverse=True) and counts[0] > 0 and counts[-1] < counts[0]
+    store = RunStore.open(result.run_dir)
+    made = [c for c in store.candidates() if c.id != "c0000"]
+    assert [does(store, c) for c in made] == [lines[n].split(" [addresses")[0] for n in (1, 2, 3)]

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field
 
 from harnessopt.harness import source_hash
-from harnessopt.meta.menu import Step, compose
+from harnessopt.meta.digest import Digest
+from harnessopt.meta.menu import ADDRESSES, Step, compose
 from harnessopt.patterns import PatternError
 from harnessopt.patterns.recipe import Recipe, recipe_for_source
 
@@ -132,6 +133,31 @@ def what_it_does(source: str, task_shape: str) -> str:
     return "; ".join(parts)
 
 
-def describe_pool(pool: list[Draw], champion: str, task_shape: str) -> str:
-    return "\n".join(f"{d.number}. {what_it_does(d.source, task_shape)}"
-                     + (f" (on {d.parent})" if d.parent != champion else "") for d in pool)
+def patterns_in_effect(source: str, task_shape: str) -> set[str]:
+    """The patterns whose part a harness's recipe has (chat is the default, not a pattern)."""
+    r: Recipe = recipe_for_source(source, task_shape)[0]
+    parts = {"completion_mode": r.prompt_mode == "completion", "retrieval_fewshot": r.retrieval is not None,
+             "label_constraint": r.labels is not None, "self_consistency": r.vote is not None,
+             "verify_retry": r.retry is not None, "format_repair": r.repair is not None, "tool_use": r.tool is not None}
+    if r.loop is not None:
+        parts |= {"json_actions": r.loop.actions == "json", "step_cap": r.loop.max_steps != 6,
+                  "clip_observations": r.loop.observation_chars is not None,
+                  "workspace_survey": r.loop.survey_lines is not None,
+                  "loop_recovery": r.loop.max_errors is not None, "working_advice": r.loop.advice}
+    return {name for name, present in parts.items() if present}
+
+
+def addressed_by_draw(d: Draw, parent_source: str, digest: Digest, task_shape: str) -> list[tuple[str, int]]:
+    """The digest's clusters (key, count) that a pattern the draw adds to its parent addresses."""
+    added = patterns_in_effect(d.source, task_shape) - patterns_in_effect(parent_source, task_shape)
+    return [(c.key, c.count) for c in digest.clusters if added & set(ADDRESSES.get(c.key, ()))]
+
+
+def describe_pool(pool: list[Draw], champion: str, task_shape: str,
+                  addresses: dict[int, list[tuple[str, int]]] | None = None, rollouts: int = 0) -> str:
+    lines = []
+    for d in pool:
+        hits = (addresses or {}).get(d.number)
+        why = f" [addresses: {', '.join(f'{k} {n}/{rollouts}' for k, n in hits)}]" if hits else ""
+        lines.append(f"{d.number}. {what_it_does(d.source, task_shape)}" + (f" (on {d.parent})" if d.parent != champion else "") + why)
+    return "\n".join(lines)

@@ -15,7 +15,7 @@ that cannot be used twice falls back to the pool's order, and is counted as an i
 from __future__ import annotations
 
 from harnessopt.meta import actions as A
-from harnessopt.meta.draws import Draw, describe_pool, draw_pool, iteration_rng, what_it_does
+from harnessopt.meta.draws import Draw, addressed_by_draw, describe_pool, draw_pool, iteration_rng, what_it_does
 from harnessopt.meta.llm_proposer import HEADER_TOKENS, LLMProposer, memory_table, model_line
 from harnessopt.meta.protocol import IterationPlan, run_iteration
 from harnessopt.meta.workbench import ActionError, Workbench
@@ -47,7 +47,7 @@ class RankingProposer(LLMProposer):
             plan.refusals.append("no new draws: every composition the menu offers is already a candidate")
             return
         k = min(self.settings.proposals, len(pool))
-        self._start_rank(wb, pool, k)
+        pool = self._start_rank(wb, pool, k)
         action = None
         for _ in range(RANK_REPLIES):
             _, action = await self._ask(wb, plan, (A.Rank,), HEADER_TOKENS, temperature=self.temperature,
@@ -71,20 +71,30 @@ class RankingProposer(LLMProposer):
         self._observe(wb, action or A.Rank(picks=[d.number for d in chosen], hypothesis="no usable reply"),
                       "created " + "; ".join(made) + note)
 
-    def _start_rank(self, wb: Workbench, pool: list[Draw], k: int) -> None:
+    def _start_rank(self, wb: Workbench, pool: list[Draw], k: int) -> list[Draw]:
+        """Show the pool (ordered by the digest under menu order `digest`); the pool as shown."""
+        shape = wb.benchmark.spec.task_shape
+        champion = wb.candidates[wb.state.champion]
+        digest = wb.digest_of(champion.id)
+        addresses = None
+        if self.settings.menu_order == "digest" and wb.view.mode != "scores":  # scores mode shows no clusters
+            hits = {d.number: addressed_by_draw(d, wb.candidates[d.parent].source, digest, shape) for d in pool}
+            ranked = sorted(pool, key=lambda d: -sum(n for _, n in hits[d.number]))
+            addresses = {i: hits[d.number] for i, d in enumerate(ranked, 1)}
+            pool = [d.model_copy(update={"number": i}) for i, d in enumerate(ranked, 1)]
         names = {s.pattern for d in pool for s in d.steps}
         legend = "\n".join(f"- {p.name}: {p.summary}. Helps: {p.helps}"
                            for p in applicable(wb.benchmark.spec.task_shape) if p.name in names)
         system = self.env.get_template("rank_program.j2").render(
             benchmark=wb.benchmark.name, task_shape=wb.benchmark.spec.task_shape, pool=len(pool), proposals=k,
             legend=legend)
-        champion = wb.candidates[wb.state.champion]
         brief = self.env.get_template("rank_brief.j2").render(
             iteration=wb.state.iteration, iterations=wb.budget.budget.iterations, budget=wb.budget_line(),
             task_model=model_line(self.task_model or wb.evaluator.model), labels=len(wb.benchmark.labels or []),
-            digest=wb.view.digest(wb.digest_of(champion.id)), memory=memory_table(wb), champion=champion.id,
-            champion_code=champion.source, champion_does=what_it_does(champion.source, wb.benchmark.spec.task_shape),
-            pool=describe_pool(pool, champion.id, wb.benchmark.spec.task_shape), proposals=k)
+            digest=wb.view.digest(digest), memory=memory_table(wb), champion=champion.id,
+            champion_code=champion.source, champion_does=what_it_does(champion.source, shape), proposals=k,
+            pool=describe_pool(pool, champion.id, shape, addresses, digest.rollouts), linked=addresses is not None)
         self._messages = [{"role": "system", "content": system}, {"role": "user", "content": brief}]
         self._transcript = list(self._messages)
         self._step = 0
+        return pool
