@@ -1,0 +1,117 @@
+"""Can a meta model tell which of two harness changes scores higher? A pairwise probe on finished runs.
+
+Run from the repo root, over experiment folders of `bench/meta_vs_random.py`:
+    python bench/meta_judgement.py traces/bench/<experiment> ... --model local/qwen2.5-coder-1.5b --pairs 24
+
+From each run it takes the candidates made on the seed (parent c0000) that were screened or fully
+evaluated, and says what each harness does (the same words as a rank-mode pool line). It pairs
+candidates of one run whose scores differ by at least --gap, shows the model the run's failure digest
+of the seed and the task-model line (what the meta model saw in iteration 1) and the two
+descriptions in a random order, and asks which will score higher. Prints the share answered right
+and an exact one-sided binomial p-value against guessing. One benchmark per invocation: runs of the
+random control borrow the seed's digest from an LLM run. A model at chance cannot rank a pool
+better than the random control's order, whatever the protocol around it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from harnessopt.llm.gateway import Gateway  # noqa: E402
+from harnessopt.meta.draws import what_it_does  # noqa: E402
+from harnessopt.records import ModelParams  # noqa: E402
+from harnessopt.store import RunStore  # noqa: E402
+
+QUESTION = "Which harness will score higher on this benchmark with this task model? Reply with one letter, A or B."
+
+
+def score_of(store: RunStore, cid: str) -> float | None:
+    rows = [r for r in store.ledger() if r.candidate == cid and r.kind in ("full", "spot")]
+    fulls = [r for r in rows if r.kind == "full"]
+    return (fulls or rows)[-1].score if rows else None
+
+
+def run_material(run_dir: Path, shape: str) -> tuple[str | None, list[tuple[str, float]]]:
+    """The iteration-1 brief's task-model line and digest (None for the random control, which has
+    no brief), and (description, score) per candidate on the seed."""
+    store = RunStore.open(run_dir)
+    brief = next((m["content"] for m in store.transcripts().get("001", []) if m["role"] == "user"), "")
+    context = None
+    if "## Failure digest of the champion" in brief:
+        task_line = next((line for line in brief.splitlines() if line.startswith("Task model:")), "")
+        digest = brief.split("## Failure digest of the champion")[1].split("\n## ")[0].strip()
+        context = f"{task_line}\nFailure digest of the current harness:\n{digest}"
+    out = []
+    for c in store.candidates():
+        if c.parent != "c0000" or c.id == "c0000":
+            continue
+        score = score_of(store, c.id)
+        if score is not None:
+            out.append((what_it_does(store.candidate_source(c.id), shape), score))
+    return context, out
+
+
+def pairs_of(material: list[tuple[str, list[tuple[str, float]]]], gap: float, n: int, rng: random.Random):
+    pool = []
+    for context, cands in material:
+        for i, (a, sa) in enumerate(cands):
+            for b, sb in cands[i + 1:]:
+                if abs(sa - sb) >= gap and a != b:
+                    pool.append((context, (a, sa), (b, sb)))
+    rng.shuffle(pool)
+    return pool[:n]
+
+
+def binomial_p(right: int, total: int) -> float:
+    """P(at least `right` of `total` by guessing)."""
+    return sum(math.comb(total, k) for k in range(right, total + 1)) / 2 ** total
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("experiments", nargs="+", type=Path)
+    p.add_argument("--model", default="local/qwen2.5-coder-1.5b")
+    p.add_argument("--pairs", type=int, default=24)
+    p.add_argument("--gap", type=float, default=0.5, help="least score difference of a pair")
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--task-shape", default="classification", help="the benchmarks' task shape")
+    args = p.parse_args()
+    material = [run_material(run, args.task_shape) for exp in args.experiments for run in sorted((exp / "runs").iterdir())]
+    # The seed's digest is the same in every run of one benchmark (same seed harness, search tasks,
+    # greedy task model): runs without a brief (random search) borrow it.
+    shown = next((context for context, _ in material if context), None)
+    if shown is None:
+        raise SystemExit("no run with an LLM brief among these experiments: add one of the same benchmark")
+    material = [(context or shown, cands) for context, cands in material]
+    rng = random.Random(0)
+    pairs = pairs_of(material, args.gap, args.pairs, rng)
+    if not pairs:
+        raise SystemExit("no pair of candidates on the seed differs by --gap; lower it or add runs")
+    gw, right, t0 = Gateway(), 0, time.time()
+    for i, (context, hi, lo) in enumerate(pairs):
+        better, worse = (hi, lo) if hi[1] > lo[1] else (lo, hi)
+        first, second = (better, worse) if i % 2 == 0 else (worse, better)
+        prompt = f"{context}\n\nTwo candidate harnesses:\nA: {first[0]}\nB: {second[0]}\n\n{QUESTION}"
+        reply = await gw.chat(args.model, [{"role": "user", "content": prompt}],
+                              ModelParams(temperature=args.temperature, max_tokens=2, seed=i))
+        said = reply.text.strip()[:1].upper()
+        ok = said == ("A" if first is better else "B")
+        right += ok
+        print(f"{i:3d} {'right' if ok else 'wrong'} said {said!r}: {better[0]} ({better[1]:.2f}) vs {worse[0]} ({worse[1]:.2f})",
+              flush=True)
+    total = len(pairs)
+    print(f"{args.model}: {right}/{total} right ({right / total:.0%}), one-sided p vs guessing {binomial_p(right, total):.3f}, "
+          f"{time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
