@@ -27,7 +27,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from harnessopt.llm.gateway import Gateway  # noqa: E402
+from harnessopt.meta.digest import _NAMES  # noqa: E402
 from harnessopt.meta.draws import what_it_does  # noqa: E402
+from harnessopt.meta.menu import ADDRESSES  # noqa: E402
 from harnessopt.records import ModelParams  # noqa: E402
 from harnessopt.store import RunStore  # noqa: E402
 
@@ -60,6 +62,25 @@ def run_material(run_dir: Path, shape: str) -> tuple[str | None, list[tuple[str,
     return context, out
 
 
+def digest_heuristic(context: str, a: str, b: str) -> str:
+    """What `--menu-order digest` would say: the description whose parts address more counted
+    failures of the digest (by the parts' words), "A", "B" or "tie"."""
+    words = {"completion_mode": ("completion prompt",), "retrieval_fewshot": ("similar labelled examples",),
+             "label_constraint": ("to a label", "only labels"), "self_consistency": ("majority of",),
+             "verify_retry": ("retry",), "format_repair": ("keep the",), "tool_use": (" tool",)}
+    counts = {}
+    for key, name in _NAMES.items():
+        for line in context.splitlines():
+            if line.startswith(f"- {name}: "):
+                counts[key] = int(line.rsplit(": ", 1)[1].split("/")[0])
+
+    def hits(text: str) -> int:
+        present = {p for p, ws in words.items() if any(w in text for w in ws)}
+        return sum(n for key, n in counts.items() if present & set(ADDRESSES.get(key, ())))
+    ha, hb = hits(a), hits(b)
+    return "A" if ha > hb else "B" if hb > ha else "tie"
+
+
 def pairs_of(material: list[tuple[str, list[tuple[str, float]]]], gap: float, n: int, rng: random.Random):
     pool = []
     for context, cands in material:
@@ -79,7 +100,8 @@ def binomial_p(right: int, total: int) -> float:
 async def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("experiments", nargs="+", type=Path)
-    p.add_argument("--model", default="local/qwen2.5-coder-1.5b")
+    p.add_argument("--model", default="local/qwen2.5-coder-1.5b",
+                   help="a model, or 'digest': the digest-ordered pool's heuristic, no model")
     p.add_argument("--pairs", type=int, default=24)
     p.add_argument("--gap", type=float, default=0.5, help="least score difference of a pair")
     p.add_argument("--temperature", type=float, default=0.7)
@@ -101,15 +123,19 @@ async def main() -> None:
         better, worse = (hi, lo) if hi[1] > lo[1] else (lo, hi)
         first, second = (better, worse) if i % 2 == 0 else (worse, better)
         prompt = f"{context}\n\nTwo candidate harnesses:\nA: {first[0]}\nB: {second[0]}\n\n{QUESTION}"
-        reply = await gw.chat(args.model, [{"role": "user", "content": prompt}],
-                              ModelParams(temperature=args.temperature, max_tokens=2, seed=i))
-        said = reply.text.strip()[:1].upper()
+        if args.model == "digest":
+            said = digest_heuristic(context, first[0], second[0])
+        else:
+            reply = await gw.chat(args.model, [{"role": "user", "content": prompt}],
+                                  ModelParams(temperature=args.temperature, max_tokens=2, seed=i))
+            said = reply.text.strip()[:1].upper()
         ok = said == ("A" if first is better else "B")
         right += ok
         print(f"{i:3d} {'right' if ok else 'wrong'} said {said!r}: {better[0]} ({better[1]:.2f}) vs {worse[0]} ({worse[1]:.2f})",
               flush=True)
     total = len(pairs)
-    print(f"{args.model}: {right}/{total} right ({right / total:.0%}), one-sided p vs guessing {binomial_p(right, total):.3f}, "
+    ties = "" if args.model != "digest" else " (a tie counts as wrong)"
+    print(f"{args.model}: {right}/{total} right{ties} ({right / total:.0%}), one-sided p vs guessing {binomial_p(right, total):.3f}, "
           f"{time.time() - t0:.0f} s")
 
 

@@ -116,3 +116,35 @@ def test_menu_order_digest_leads_the_pool_with_the_draws_that_address_the_most_f
     store = RunStore.open(result.run_dir)
     made = [c for c in store.candidates() if c.id != "c0000"]
     assert [does(store, c) for c in made] == [lines[n].split(" [addresses")[0] for n in (1, 2, 3)]
+
+
+def test_the_greedy_control_proposes_the_digest_ordered_pools_first_draws_without_a_model(tmp_path):
+    from harnessopt.meta.ranking import GreedyProposer
+    from test_optimize import NOISY
+
+    def one(path, proposer):
+        cfg = config(path, harness=NOISY, budget=Budget(iterations=1, rollouts=400))
+        result = asyncio.run(optimize_async(cfg, proposer=proposer, gateway=StubGateway(double_model),
+                                            benchmark=arith_benchmark()))
+        store = RunStore.open(result.run_dir)
+        return [store.candidate_source(c.id) for c in store.candidates() if c.id != "c0000"], result
+
+    meta = ScriptedMetaGateway([{"action": "rank", "hypothesis": "top three", "picks": [1, 2, 3]}])
+    digest_settings = SETTINGS.model_copy(update={"menu_order": "digest"})
+    top, _ = one(tmp_path / "llm", RankingProposer(meta, "scripted-meta", settings=digest_settings, seed=0))
+    greedy, result = one(tmp_path / "greedy", GreedyProposer(seed=0, settings=SETTINGS))
+    assert greedy == top and len(greedy) == 3
+    assert result.spend.meta.calls == 0
+    control, _ = one(tmp_path / "random", RandomProposer(seed=0, settings=SETTINGS))
+    assert greedy != control  # the digest reordered the pool (seed 0: draws 4-6 address no cluster)
+
+
+def test_greedy_is_a_meta_side_control_like_random():
+    from harnessopt.meta.ranking import GreedyProposer
+    from harnessopt.model_specs import parse_model_spec
+
+    cfg = OptimizeConfig(harness="h.py", benchmark="home_intents", meta_model="greedy", eval_policy="meta")
+    proposer = make_proposer(cfg, gateway=None)
+    assert isinstance(proposer, GreedyProposer) and proposer.settings.eval_policy == "ladder"
+    assert proposer.settings.menu_order == "digest" and proposer.settings.proposal_mode == "rank"
+    assert "no model" in parse_model_spec("greedy").label

@@ -35,7 +35,7 @@ from harnessopt.llm import LOCAL_MODEL
 from harnessopt.meta.views import FEEDBACK_MODES, FeedbackMode
 from harnessopt.model_specs import ModelSpec, _split_pair, parse_model_spec, parse_models_arg  # re-exported
 from harnessopt import options
-from harnessopt.optimizer import RANDOM_PROPOSER, OptimizeConfig, OptimizeResult, preflight_models
+from harnessopt.optimizer import NO_MODEL_PROPOSERS, OptimizeConfig, OptimizeResult, preflight_models
 from harnessopt.options import RunOptions, read_config_file
 from harnessopt.records import Record
 from harnessopt.runlock import DirectoryLock
@@ -123,7 +123,7 @@ class GridSpec(RunOptions):
             raise ValueError("feedback modes must be distinct")
         specs = self.model_specs()  # validates aliases and pairs
         for arm in self.arms():
-            if specs[arm.task].model in (RANDOM_PROPOSER, SAMPLE_ARM):
+            if specs[arm.task].model in (*NO_MODEL_PROPOSERS, SAMPLE_ARM):
                 raise ValueError(f"pair {arm.meta}:{arm.task}: '{specs[arm.task].model}' is a meta-side proposer (a control "
                                  f"arm), not a task model; put it on the meta side ({arm.task}:{arm.meta})")
         return self

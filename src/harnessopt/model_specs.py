@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from harnessopt.errors import UsageError
-from harnessopt.optimizer import RANDOM_PROPOSER
+from harnessopt.optimizer import GREEDY_PROPOSER, RANDOM_PROPOSER
 from harnessopt.records import Record
 from harnessopt.sampling import SAMPLE_ARM, SAMPLE_LABEL
 
@@ -23,6 +23,13 @@ class ModelSpec(Record):
     label: str = ""
 
 
+CONTROL_LABELS = {
+    RANDOM_PROPOSER: "random pattern search (no model; meta side only)",
+    GREEDY_PROPOSER: "digest-greedy: the draws that address the most counted failures (no model; meta side only)",
+    SAMPLE_ARM: SAMPLE_LABEL,
+}
+
+
 def parse_model_spec(spec: str, alias: str = "") -> ModelSpec:
     """`MODEL` or `MODEL@t<temperature>` (same weights, another sampling temperature).
 
@@ -32,9 +39,8 @@ def parse_model_spec(spec: str, alias: str = "") -> ModelSpec:
     spec = spec.strip()
     if not spec:
         raise UsageError("empty model spec; give a litellm model string such as local/gemma-3-270m")
-    if spec in (RANDOM_PROPOSER, SAMPLE_ARM):  # control arms on the meta side: random search, sampling more
-        return ModelSpec(alias=alias or spec, spec=spec, model=spec, label="random pattern search (no model; meta "
-                         "side only)" if spec == RANDOM_PROPOSER else SAMPLE_LABEL)
+    if spec in CONTROL_LABELS:  # control arms on the meta side: random search, digest-greedy, sampling more
+        return ModelSpec(alias=alias or spec, spec=spec, model=spec, label=CONTROL_LABELS[spec])
     m = _TEMP_SUFFIX.match(spec)
     if m is None:
         return ModelSpec(alias=alias or spec, spec=spec, model=spec, label=spec)

@@ -24,7 +24,7 @@ from harnessopt.executors import check_available, connect_early, executor_for
 from harnessopt.harness import load_harness
 from harnessopt.llm import Gateway, preflight_gateway
 from harnessopt.meta.llm_proposer import LLMProposer
-from harnessopt.meta.ranking import RankingProposer
+from harnessopt.meta.ranking import GREEDY_PROPOSER, GreedyProposer, RankingProposer
 from harnessopt.meta.protocol import Proposer, ProtocolSettings
 from harnessopt.meta.views import FeedbackView
 from harnessopt.options import OptimizeConfig  # re-exported: part of the API
@@ -63,13 +63,14 @@ class OptimizeResult(Record):
 
 ProgressFn = Callable[[str], None]
 RANDOM_PROPOSER = "random"  # the --meta-model value that selects random pattern search, not a model
+NO_MODEL_PROPOSERS = (RANDOM_PROPOSER, GREEDY_PROPOSER)  # meta-side controls that call no meta model
 
 
 def preflight_models(task_model: str, meta_model: str | None, gateway: Gateway | None = None) -> None:
     """Unknown model / missing key, before any run directory. `meta_model` None (a proposer object
-    was given) or RANDOM_PROPOSER means no meta model is called, so there is none to check."""
+    was given) or a NO_MODEL_PROPOSERS control means no meta model is called, so there is none to check."""
     preflight_gateway(gateway, task_model)
-    if meta_model not in (None, RANDOM_PROPOSER):
+    if meta_model is not None and meta_model not in NO_MODEL_PROPOSERS:
         preflight_gateway(gateway, meta_model)
 
 
@@ -85,6 +86,8 @@ def make_proposer(config: OptimizeConfig, gateway: Gateway) -> Proposer:
         from harnessopt.meta.random_proposer import RandomProposer
 
         return RandomProposer(seed=config.seed, settings=protocol_settings(config))
+    if config.meta_model == GREEDY_PROPOSER:  # the digest-ordered draws, no model: the protocol's own knowledge
+        return GreedyProposer(seed=config.seed, settings=protocol_settings(config))
     chooser = RankingProposer if config.proposal_mode == "rank" else LLMProposer
     return chooser(gateway, config.meta_model, settings=protocol_settings(config), temperature=config.meta_temperature,
                        max_tokens=config.meta_max_tokens, seed=config.seed, templates_dir=config.prompts_dir,
@@ -119,7 +122,7 @@ async def optimize_async(config: OptimizeConfig | None = None, *, resume: str | 
         preflight_models(config.task_model, config.meta_model if proposer is None else None, gateway)
         if executor is None:
             check_available(config.executor, config.ray_address)
-        if proposer is None and config.meta_model != RANDOM_PROPOSER:
+        if proposer is None and config.meta_model not in NO_MODEL_PROPOSERS:
             check_prompts_dir(config.prompts_dir)
         search_tasks = bench.tasks("search", limit=config.search_limit)
         test_tasks = bench.tasks("test", limit=config.test_limit)

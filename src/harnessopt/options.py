@@ -150,7 +150,8 @@ class RunOptions(TaskOptions):
 
 class OptimizeConfig(_PerRun, RunOptions):
     meta_model: str = Field(DEFAULT_META_MODEL, description="model that rewrites the harness (the same as --task-model "
-                            "for a same-model pairing), or 'random' for the random-search control")
+                            "for a same-model pairing), or a control without a model: 'random' (random search) or "
+                            "'greedy' (the draws that address the most counted failures of the digest)")
     feedback: FeedbackMode = Field("traces", description=f"what the meta-agent sees of rollouts: {', '.join(FEEDBACK_MODES)}")
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from harnessopt.meta import actions as A
 from harnessopt.meta.draws import Draw, addressed_by_draw, describe_pool, draw_pool, iteration_rng, what_it_does
 from harnessopt.meta.llm_proposer import HEADER_TOKENS, LLMProposer, memory_table, model_line
-from harnessopt.meta.protocol import IterationPlan, run_iteration
+from harnessopt.meta.protocol import IterationPlan, ProtocolSettings, run_iteration
 from harnessopt.meta.workbench import ActionError, Workbench
 from harnessopt.patterns import applicable
 
@@ -48,12 +48,7 @@ class RankingProposer(LLMProposer):
             return
         k = min(self.settings.proposals, len(pool))
         pool = self._start_rank(wb, pool, k)
-        action = None
-        for _ in range(RANK_REPLIES):
-            _, action = await self._ask(wb, plan, (A.Rank,), HEADER_TOKENS, temperature=self.temperature,
-                                        numbers=[d.number for d in pool], picks=k)
-            if action is not None:
-                break
+        action = await self._choose(wb, plan, pool, k)
         picks = action.picks if isinstance(action, A.Rank) else []
         chosen, own = chosen_draws(picks, pool, k)
         made = []
@@ -70,6 +65,15 @@ class RankingProposer(LLMProposer):
         note = "" if own == k else f" ({k - own} filled in pool order: the reply named {own} usable draw(s))"
         self._observe(wb, action or A.Rank(picks=[d.number for d in chosen], hypothesis="no usable reply"),
                       "created " + "; ".join(made) + note)
+
+    async def _choose(self, wb: Workbench, plan: IterationPlan, pool: list[Draw], k: int) -> A._Action | None:
+        action = None
+        for _ in range(RANK_REPLIES):
+            _, action = await self._ask(wb, plan, (A.Rank,), HEADER_TOKENS, temperature=self.temperature,
+                                        numbers=[d.number for d in pool], picks=k)
+            if action is not None:
+                break
+        return action
 
     def _start_rank(self, wb: Workbench, pool: list[Draw], k: int) -> list[Draw]:
         """Show the pool (ordered by the digest under menu order `digest`); the pool as shown."""
@@ -98,3 +102,27 @@ class RankingProposer(LLMProposer):
         self._transcript = list(self._messages)
         self._step = 0
         return pool
+
+
+class GreedyProposer(RankingProposer):
+    """A control without a model (`--meta-model greedy`): the first draws of the digest-ordered pool,
+    i.e. the draws whose added patterns address the most counted failures (meta/menu.py
+    `ADDRESSES`). It asks what the protocol's own knowledge achieves without a meta model's
+    judgement. In feedback mode `scores` there is no digest, so it proposes the random control's draws."""
+
+    def __init__(self, seed: int = 0, *, settings: ProtocolSettings | None = None):
+        settings = (settings or ProtocolSettings(eval_policy="ladder")).model_copy(
+            update={"proposal_mode": "rank", "menu_order": "digest"})
+        if settings.eval_policy == "meta":  # no judgement to offer: the ladder decides
+            settings = settings.model_copy(update={"eval_policy": "ladder"})
+        super().__init__(None, GREEDY_PROPOSER, settings=settings, seed=seed)
+
+    async def _choose(self, wb: Workbench, plan: IterationPlan, pool: list[Draw], k: int) -> A._Action | None:
+        return A.Rank(picks=[d.number for d in pool[:k]],
+                      hypothesis="the draws that address the most counted failures of the digest")
+
+    async def decide(self, wb: Workbench, plan: IterationPlan) -> bool:
+        return False
+
+
+GREEDY_PROPOSER = "greedy"  # the --meta-model value of this control
