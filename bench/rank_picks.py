@@ -20,9 +20,11 @@ from collections import defaultdict
 from pathlib import Path
 
 
-def iterations(run_dir: Path):
-    """(pool lines by number, picks) per iteration transcript."""
+def iterations(run_dir: Path, only: int | None = None):
+    """(pool lines by number, picks) per iteration transcript (only iteration `only` when given)."""
     for path in sorted((run_dir / "meta").glob("*.jsonl")):
+        if only is not None and int(path.stem) != only:
+            continue
         messages = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         pool, picks = {}, []
         for m in messages:
@@ -42,12 +44,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("experiments", nargs="+", type=Path)
     p.add_argument("--contains", nargs="*", default=[], help="phrases a pool line must all contain to be counted")
+    p.add_argument("--iteration", type=int, help="only this iteration (1: every pool line is a change of the seed)")
     args = p.parse_args()
     stats: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for exp in args.experiments:
         for run in sorted((exp / "runs").iterdir()):
             arm = run.name.rsplit("-seed", 1)[0]
-            for pool, picks in iterations(run):
+            for pool, picks in iterations(run, args.iteration):
                 s, k = stats[arm], len(picks)
                 s["iterations"] += 1
                 s["picks"] += k
