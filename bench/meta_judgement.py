@@ -27,8 +27,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from harnessopt.llm.gateway import Gateway  # noqa: E402
-from harnessopt.meta.digest import _NAMES  # noqa: E402
-from harnessopt.meta.draws import what_it_does  # noqa: E402
+from harnessopt.meta.digest import Cluster, Digest, cluster_name  # noqa: E402
+from harnessopt.meta.draws import addressed_by_change, what_it_does  # noqa: E402
 from harnessopt.meta.menu import ADDRESSES  # noqa: E402
 from harnessopt.records import ModelParams  # noqa: E402
 from harnessopt.store import RunStore  # noqa: E402
@@ -42,7 +42,7 @@ def score_of(store: RunStore, cid: str) -> float | None:
     return (fulls or rows)[-1].score if rows else None
 
 
-def run_material(run_dir: Path, shape: str) -> tuple[str | None, list[tuple[str, float]]]:
+def run_material(run_dir: Path, shape: str) -> tuple[str | None, str, list[tuple[str, float, str]]]:
     """The iteration-1 brief's task-model line and digest (None for the random control, which has
     no brief), and (description, score) per candidate on the seed."""
     store = RunStore.open(run_dir)
@@ -58,36 +58,29 @@ def run_material(run_dir: Path, shape: str) -> tuple[str | None, list[tuple[str,
             continue
         score = score_of(store, c.id)
         if score is not None:
-            out.append((what_it_does(store.candidate_source(c.id), shape), score))
-    return context, out
+            source = store.candidate_source(c.id)
+            out.append((what_it_does(source, shape), score, source))
+    return context, store.candidate_source("c0000"), out
 
 
-def digest_heuristic(context: str, a: str, b: str) -> str:
-    """What `--menu-order digest` would say: the description whose parts address more counted
-    failures of the digest (by the parts' words), "A", "B" or "tie"."""
-    words = {"completion_mode": ("completion prompt",), "retrieval_fewshot": ("similar labelled examples",),
-             "label_constraint": ("to a label", "only labels"), "self_consistency": ("majority of",),
-             "verify_retry": ("retry",), "format_repair": ("keep the",), "tool_use": (" tool",)}
-    counts = {}
-    for key, name in _NAMES.items():
-        for line in context.splitlines():
-            if line.startswith(f"- {name}: "):
-                counts[key] = int(line.rsplit(": ", 1)[1].split("/")[0])
-
-    def hits(text: str) -> int:
-        present = {p for p, ws in words.items() if any(w in text for w in ws)}
-        return sum(n for key, n in counts.items() if present & set(ADDRESSES.get(key, ())))
-    ha, hb = hits(a), hits(b)
+def digest_heuristic(context: str, seed_source: str, a: str, b: str, shape: str) -> str:
+    """What `--menu-order digest` would say (`draws.addressed_by_change`, with the cluster counts read
+    off the digest's lines): the harness whose added patterns address more counted failures, "A",
+    "B" or "tie"."""
+    clusters = [Cluster(key=key, name=cluster_name(key), count=int(line.split(": ")[-1].split("/")[0]))
+                for key in ADDRESSES for line in context.splitlines() if line.startswith(f"- {cluster_name(key)}: ")]
+    digest = Digest(candidate="c0000", rollouts=0, failed=0, score=0.0, clusters=clusters)
+    ha, hb = (sum(n for _, n in addressed_by_change(src, seed_source, digest, shape)) for src in (a, b))
     return "A" if ha > hb else "B" if hb > ha else "tie"
 
 
-def pairs_of(material: list[tuple[str, list[tuple[str, float]]]], gap: float, n: int, rng: random.Random):
+def pairs_of(material: list[tuple[str, str, list[tuple[str, float, str]]]], gap: float, n: int, rng: random.Random):
     pool = []
-    for context, cands in material:
-        for i, (a, sa) in enumerate(cands):
-            for b, sb in cands[i + 1:]:
-                if abs(sa - sb) >= gap and a != b:
-                    pool.append((context, (a, sa), (b, sb)))
+    for context, seed, cands in material:
+        for i, a in enumerate(cands):
+            for b in cands[i + 1:]:
+                if abs(a[1] - b[1]) >= gap and a[0] != b[0]:
+                    pool.append((context, seed, a, b))
     rng.shuffle(pool)
     return pool[:n]
 
@@ -110,21 +103,21 @@ async def main() -> None:
     material = [run_material(run, args.task_shape) for exp in args.experiments for run in sorted((exp / "runs").iterdir())]
     # The seed's digest is the same in every run of one benchmark (same seed harness, search tasks,
     # greedy task model): runs without a brief (random search) borrow it.
-    shown = next((context for context, _ in material if context), None)
+    shown = next((context for context, _, _ in material if context), None)
     if shown is None:
         raise SystemExit("no run with an LLM brief among these experiments: add one of the same benchmark")
-    material = [(context or shown, cands) for context, cands in material]
+    material = [(context or shown, seed, cands) for context, seed, cands in material]
     rng = random.Random(0)
     pairs = pairs_of(material, args.gap, args.pairs, rng)
     if not pairs:
         raise SystemExit("no pair of candidates on the seed differs by --gap; lower it or add runs")
     gw, right, t0 = Gateway(), 0, time.time()
-    for i, (context, hi, lo) in enumerate(pairs):
+    for i, (context, seed, hi, lo) in enumerate(pairs):
         better, worse = (hi, lo) if hi[1] > lo[1] else (lo, hi)
         first, second = (better, worse) if i % 2 == 0 else (worse, better)
         prompt = f"{context}\n\nTwo candidate harnesses:\nA: {first[0]}\nB: {second[0]}\n\n{QUESTION}"
         if args.model == "digest":
-            said = digest_heuristic(context, first[0], second[0])
+            said = digest_heuristic(context, seed, first[2], second[2], args.task_shape)
         else:
             reply = await gw.chat(args.model, [{"role": "user", "content": prompt}],
                                   ModelParams(temperature=args.temperature, max_tokens=2, seed=i))

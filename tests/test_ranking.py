@@ -19,23 +19,23 @@ from harnessopt.options import OptimizeConfig
 from harnessopt.store import RunStore
 from scripted import ScriptedMetaGateway
 from stubs import StubGateway
-from test_optimize import arith_benchmark, config, double_model
+from test_optimize import NOISY, SEED, arith_benchmark, config, double_model
 
 SETTINGS = ProtocolSettings(proposals=3, eval_policy="ladder", screen_tasks=4, proposal_mode="rank", pool_size=6)
 
 
-def run(tmp_path, proposer):
-    cfg = config(tmp_path, budget=Budget(iterations=1, rollouts=400))
+def run(tmp_path, proposer, harness=SEED):
+    cfg = config(tmp_path, harness=harness, budget=Budget(iterations=1, rollouts=400))
     result = asyncio.run(optimize_async(cfg, proposer=proposer, gateway=StubGateway(double_model),
                                         benchmark=arith_benchmark()))
     store = RunStore.open(result.run_dir)
     made = [c for c in store.candidates() if c.id != "c0000"]
-    return store, made, [store.candidate_source(c.id) for c in made]
+    return store, made, [store.candidate_source(c.id) for c in made], result
 
 
-def ranked(tmp_path, replies, seed=4):
+def ranked(tmp_path, replies, seed=4, settings=SETTINGS, harness=SEED):
     meta = ScriptedMetaGateway(replies)
-    store, made, sources = run(tmp_path, RankingProposer(meta, "scripted-meta", settings=SETTINGS, seed=seed))
+    store, made, sources, _ = run(tmp_path, RankingProposer(meta, "scripted-meta", settings=settings, seed=seed), harness)
     return meta, store, made, sources
 
 
@@ -51,7 +51,7 @@ def does(store, c) -> str:
 def test_the_pools_first_round_is_exactly_what_the_random_control_proposes(tmp_path):
     for seed in (0, 4, 9):
         control = RandomProposer(seed=seed, settings=SETTINGS.model_copy(update={"proposal_mode": "compose"}))
-        _, _, random_sources = run(tmp_path / f"r{seed}", control)
+        _, _, random_sources, _ = run(tmp_path / f"r{seed}", control)
         meta, _, made, sources = ranked(tmp_path / f"k{seed}", [{"action": "rank", "hypothesis": "in order",
                                                                   "picks": [1, 2, 3]}], seed=seed)
         assert sources == random_sources and len(sources) == 3
@@ -100,42 +100,27 @@ def test_proposal_mode_rank_makes_a_ranking_proposer_and_random_stays_random():
 
 
 def test_menu_order_digest_leads_the_pool_with_the_draws_that_address_the_most_failures(tmp_path):
-    from test_optimize import NOISY
-
-    meta = ScriptedMetaGateway([{"action": "rank", "hypothesis": "the top ones", "picks": [1, 2, 3]}])
-    settings = SETTINGS.model_copy(update={"menu_order": "digest"})
-    cfg = config(tmp_path, harness=NOISY, budget=Budget(iterations=1, rollouts=400))
-    result = asyncio.run(optimize_async(cfg, proposer=RankingProposer(meta, "scripted-meta", settings=settings, seed=0),
-                                        gateway=StubGateway(double_model), benchmark=arith_benchmark()))
+    meta, store, made, _ = ranked(tmp_path, [{"action": "rank", "hypothesis": "the top ones", "picks": [1, 2, 3]}],
+                                  seed=0, settings=SETTINGS.model_copy(update={"menu_order": "digest"}), harness=NOISY)
     prompt = meta.prompts[0]
     assert "the ones that address the most failures come first" in prompt
     lines = pool_lines(prompt)
     counts = [sum(int(hit.split(" ")[-1].split("/")[0]) for hit in line.split("[addresses: ")[1].rstrip("]").split(", "))
               if "[addresses: " in line else 0 for _, line in sorted(lines.items())]
     assert counts == sorted(counts, reverse=True) and counts[0] > 0 and counts[-1] < counts[0]
-    store = RunStore.open(result.run_dir)
-    made = [c for c in store.candidates() if c.id != "c0000"]
     assert [does(store, c) for c in made] == [lines[n].split(" [addresses")[0] for n in (1, 2, 3)]
 
 
 def test_the_greedy_control_proposes_the_digest_ordered_pools_first_draws_without_a_model(tmp_path):
     from harnessopt.meta.ranking import GreedyProposer
-    from test_optimize import NOISY
-
-    def one(path, proposer):
-        cfg = config(path, harness=NOISY, budget=Budget(iterations=1, rollouts=400))
-        result = asyncio.run(optimize_async(cfg, proposer=proposer, gateway=StubGateway(double_model),
-                                            benchmark=arith_benchmark()))
-        store = RunStore.open(result.run_dir)
-        return [store.candidate_source(c.id) for c in store.candidates() if c.id != "c0000"], result
 
     meta = ScriptedMetaGateway([{"action": "rank", "hypothesis": "top three", "picks": [1, 2, 3]}])
     digest_settings = SETTINGS.model_copy(update={"menu_order": "digest"})
-    top, _ = one(tmp_path / "llm", RankingProposer(meta, "scripted-meta", settings=digest_settings, seed=0))
-    greedy, result = one(tmp_path / "greedy", GreedyProposer(seed=0, settings=SETTINGS))
+    *_, top, _ = run(tmp_path / "llm", RankingProposer(meta, "scripted-meta", settings=digest_settings, seed=0), NOISY)
+    *_, greedy, result = run(tmp_path / "greedy", GreedyProposer(seed=0, settings=SETTINGS), NOISY)
     assert greedy == top and len(greedy) == 3
     assert result.spend.meta.calls == 0
-    control, _ = one(tmp_path / "random", RandomProposer(seed=0, settings=SETTINGS))
+    *_, control, _ = run(tmp_path / "random", RandomProposer(seed=0, settings=SETTINGS), NOISY)
     assert greedy != control  # the digest reordered the pool (seed 0: draws 4-6 address no cluster)
 
 

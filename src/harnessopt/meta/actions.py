@@ -206,7 +206,7 @@ DECIDE_TYPES = (Screen, FullEval, Finish)
 HEADER_TYPES: tuple[type[_Action], ...] = (*PROPOSE_TYPES, Screen, Rank)
 MetaAction = Annotated[Union[ACTION_TYPES + HEADER_TYPES], Field(discriminator="action")]  # type: ignore[valid-type]
 ACTION_ADAPTER: TypeAdapter = TypeAdapter(MetaAction)
-ACTION_NAMES = [t.model_fields["action"].default for t in ACTION_TYPES]
+ACTION_NAMES = [t.model_fields["action"].default for t in ACTION_TYPES + HEADER_TYPES]
 
 
 def parse_action(data: dict | str) -> _Action:

@@ -37,9 +37,10 @@ class Draw(BaseModel):
     model_config = ConfigDict(extra="forbid")
     number: int
     parent: str
-    picks: list[int]
     steps: list[Step]
     source: str = Field(repr=False)
+    # The digest's clusters (key, count) its added patterns address; set by rank_pool_by_digest.
+    addresses: list[tuple[str, int]] = Field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -79,14 +80,12 @@ def draw_pool(wb: Workbench, plan: IterationPlan, rng: random.Random, *, size: i
     for _ in range(max_draws * max(1, -(-size // per_round))):
         if len(pool) >= size:
             break
-        if made_in_round >= per_round:
-            used, made_in_round = set(), 0
         open_moves = [m.number for m in plan.menu if m.number not in used]
-        if not open_moves:
-            if not used:
-                break
+        if made_in_round >= per_round or not open_moves:  # a new round: every move is open again
             used, made_in_round = set(), 0
-            continue
+            open_moves = [m.number for m in plan.menu]
+            if not open_moves:
+                break
         parent, picks = draw_once(wb, open_moves, rng, max_patterns)
         try:
             steps, source = compose(parent.source, plan.menu, picks, shape)
@@ -98,7 +97,7 @@ def draw_pool(wb: Workbench, plan: IterationPlan, rng: random.Random, *, size: i
         seen.add(digest)
         used |= set(picks)
         made_in_round += 1
-        pool.append(Draw(number=len(pool) + 1, parent=parent.id, picks=picks, steps=steps, source=source))
+        pool.append(Draw(number=len(pool) + 1, parent=parent.id, steps=steps, source=source))
     return pool
 
 
@@ -147,17 +146,27 @@ def patterns_in_effect(source: str, task_shape: str) -> set[str]:
     return {name for name, present in parts.items() if present}
 
 
-def addressed_by_draw(d: Draw, parent_source: str, digest: Digest, task_shape: str) -> list[tuple[str, int]]:
-    """The digest's clusters (key, count) that a pattern the draw adds to its parent addresses."""
-    added = patterns_in_effect(d.source, task_shape) - patterns_in_effect(parent_source, task_shape)
+def addressed_by_change(source: str, parent_source: str, digest: Digest, task_shape: str) -> list[tuple[str, int]]:
+    """The digest's clusters (key, count) that a pattern the harness adds to its parent addresses."""
+    added = patterns_in_effect(source, task_shape) - patterns_in_effect(parent_source, task_shape)
     return [(c.key, c.count) for c in digest.clusters if added & set(ADDRESSES.get(c.key, ()))]
 
 
-def describe_pool(pool: list[Draw], champion: str, task_shape: str,
-                  addresses: dict[int, list[tuple[str, int]]] | None = None, rollouts: int = 0) -> str:
+def rank_pool_by_digest(pool: list[Draw], parent_sources: dict[str, str], digest: Digest,
+                        task_shape: str) -> list[Draw]:
+    """The pool with the draws that address the most counted failures first, renumbered, each
+    carrying what it addresses (ties keep the pool's order, i.e. the control's)."""
+    hits = [addressed_by_change(d.source, parent_sources[d.parent], digest, task_shape) for d in pool]
+    ranked = sorted(zip(pool, hits), key=lambda pair: -sum(n for _, n in pair[1]))
+    return [d.model_copy(update={"number": i, "addresses": h}) for i, (d, h) in enumerate(ranked, 1)]
+
+
+def describe_pool(pool: list[Draw], champion: str, task_shape: str, rollouts: int = 0) -> str:
+    """One line per draw: what its harness would do, its parent unless the champion, and the
+    failures it addresses when ranked by the digest."""
     lines = []
     for d in pool:
-        hits = (addresses or {}).get(d.number)
-        why = f" [addresses: {', '.join(f'{k} {n}/{rollouts}' for k, n in hits)}]" if hits else ""
-        lines.append(f"{d.number}. {what_it_does(d.source, task_shape)}" + (f" (on {d.parent})" if d.parent != champion else "") + why)
+        on = f" (on {d.parent})" if d.parent != champion else ""
+        why = f" [addresses: {', '.join(f'{k} {n}/{rollouts}' for k, n in d.addresses)}]" if d.addresses else ""
+        lines.append(f"{d.number}. {what_it_does(d.source, task_shape)}{on}{why}")
     return "\n".join(lines)

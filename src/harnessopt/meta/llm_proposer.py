@@ -305,7 +305,7 @@ class LLMProposer:
             allowed = [t.model_fields["action"].default for t in types]
             name = header.get("action") if isinstance(header, dict) else None
             if name not in allowed:
-                what = f"{name!r} is not available now" if name in A.ACTION_NAMES + ["propose", "write", "edit", "screen", "rank"] \
+                what = f"{name!r} is not available now" if name in A.ACTION_NAMES \
                     else f"unknown action {name!r}" if name else "the header has no \"action\""
                 raise ReplyError(f"{what}; reply with one of: {', '.join(allowed)}"
                                  + (" (finish comes after a proposal)" if name == "finish" else ""))

@@ -46,6 +46,10 @@ class ProtocolSettings(Record):
     proposal_mode: ProposalMode = "compose"
     pool_size: int = Field(default=9, ge=1, le=24, description="drawn candidates to choose among (rank)")
 
+    def without_judgement(self) -> ProtocolSettings:
+        """For controls that choose without a model: policy `meta` needs a chooser, so the ladder decides."""
+        return self.model_copy(update={"eval_policy": "ladder"}) if self.eval_policy == "meta" else self
+
 
 @dataclass
 class IterationPlan:

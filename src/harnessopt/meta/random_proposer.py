@@ -37,10 +37,7 @@ class RandomProposer:
     def __init__(self, seed: int = 0, *, settings: ProtocolSettings | None = None, max_patterns: int = 3,
                  max_draws: int = 25):
         self.seed = seed
-        settings = settings or ProtocolSettings(eval_policy="ladder")
-        if settings.eval_policy == "meta":  # random has no judgement to offer: the ladder decides
-            settings = settings.model_copy(update={"eval_policy": "ladder"})
-        self.settings = settings
+        self.settings = (settings or ProtocolSettings(eval_policy="ladder")).without_judgement()
         self.max_patterns = max_patterns
         self.max_draws = max_draws
 

@@ -15,13 +15,14 @@ that cannot be used twice falls back to the pool's order, and is counted as an i
 from __future__ import annotations
 
 from harnessopt.meta import actions as A
-from harnessopt.meta.draws import Draw, addressed_by_draw, describe_pool, draw_pool, iteration_rng, what_it_does
+from harnessopt.meta.draws import Draw, describe_pool, draw_pool, iteration_rng, rank_pool_by_digest, what_it_does
 from harnessopt.meta.llm_proposer import HEADER_TOKENS, LLMProposer, memory_table, model_line
 from harnessopt.meta.protocol import IterationPlan, ProtocolSettings, run_iteration
 from harnessopt.meta.workbench import ActionError, Workbench
 from harnessopt.patterns import applicable
 
 RANK_REPLIES = 2  # tries for a usable reply before the pool's own order decides
+GREEDY_PROPOSER = "greedy"  # the --meta-model value of the control without a model (GreedyProposer)
 
 
 def chosen_draws(picks: list[int], pool: list[Draw], k: int) -> tuple[list[Draw], int]:
@@ -49,11 +50,10 @@ class RankingProposer(LLMProposer):
         k = min(self.settings.proposals, len(pool))
         pool = self._start_rank(wb, pool, k)
         action = await self._choose(wb, plan, pool, k)
-        picks = action.picks if isinstance(action, A.Rank) else []
-        chosen, own = chosen_draws(picks, pool, k)
+        chosen, own = chosen_draws(action.picks if action else [], pool, k)
+        why = action.hypothesis if action and own else "the pool's order (no usable choice)"
         made = []
         for d in chosen:
-            why = action.hypothesis if own and isinstance(action, A.Rank) else "the pool's order (no usable choice)"
             try:
                 c = wb.propose(d.source, parent=d.parent, hypothesis=f"ranked {d.number} of {len(pool)}: {why}"[:400],
                                origin="propose", moves=d.label)
@@ -66,38 +66,34 @@ class RankingProposer(LLMProposer):
         self._observe(wb, action or A.Rank(picks=[d.number for d in chosen], hypothesis="no usable reply"),
                       "created " + "; ".join(made) + note)
 
-    async def _choose(self, wb: Workbench, plan: IterationPlan, pool: list[Draw], k: int) -> A._Action | None:
-        action = None
+    async def _choose(self, wb: Workbench, plan: IterationPlan, pool: list[Draw], k: int) -> A.Rank | None:
         for _ in range(RANK_REPLIES):
             _, action = await self._ask(wb, plan, (A.Rank,), HEADER_TOKENS, temperature=self.temperature,
                                         numbers=[d.number for d in pool], picks=k)
-            if action is not None:
-                break
-        return action
+            if isinstance(action, A.Rank):
+                return action
+        return None
 
     def _start_rank(self, wb: Workbench, pool: list[Draw], k: int) -> list[Draw]:
         """Show the pool (ordered by the digest under menu order `digest`); the pool as shown."""
         shape = wb.benchmark.spec.task_shape
         champion = wb.candidates[wb.state.champion]
         digest = wb.digest_of(champion.id)
-        addresses = None
-        if self.settings.menu_order == "digest" and wb.view.mode != "scores":  # scores mode shows no clusters
-            hits = {d.number: addressed_by_draw(d, wb.candidates[d.parent].source, digest, shape) for d in pool}
-            ranked = sorted(pool, key=lambda d: -sum(n for _, n in hits[d.number]))
-            addresses = {i: hits[d.number] for i, d in enumerate(ranked, 1)}
-            pool = [d.model_copy(update={"number": i}) for i, d in enumerate(ranked, 1)]
+        linked = self.settings.menu_order == "digest" and wb.view.mode != "scores"  # scores mode shows no clusters
+        if linked:
+            parents = {d.parent: wb.candidates[d.parent].source for d in pool}
+            pool = rank_pool_by_digest(pool, parents, digest, shape)
         names = {s.pattern for d in pool for s in d.steps}
-        legend = "\n".join(f"- {p.name}: {p.summary}. Helps: {p.helps}"
-                           for p in applicable(wb.benchmark.spec.task_shape) if p.name in names)
+        legend = "\n".join(f"- {p.name}: {p.summary}. Helps: {p.helps}" for p in applicable(shape) if p.name in names)
         system = self.env.get_template("rank_program.j2").render(
-            benchmark=wb.benchmark.name, task_shape=wb.benchmark.spec.task_shape, pool=len(pool), proposals=k,
+            benchmark=wb.benchmark.name, task_shape=shape, pool=len(pool), proposals=k,
             legend=legend)
         brief = self.env.get_template("rank_brief.j2").render(
             iteration=wb.state.iteration, iterations=wb.budget.budget.iterations, budget=wb.budget_line(),
             task_model=model_line(self.task_model or wb.evaluator.model), labels=len(wb.benchmark.labels or []),
             digest=wb.view.digest(digest), memory=memory_table(wb), champion=champion.id,
             champion_code=champion.source, champion_does=what_it_does(champion.source, shape), proposals=k,
-            pool=describe_pool(pool, champion.id, shape, addresses, digest.rollouts), linked=addresses is not None)
+            pool=describe_pool(pool, champion.id, shape, digest.rollouts), linked=linked)
         self._messages = [{"role": "system", "content": system}, {"role": "user", "content": brief}]
         self._transcript = list(self._messages)
         self._step = 0
@@ -111,18 +107,10 @@ class GreedyProposer(RankingProposer):
     judgement. In feedback mode `scores` there is no digest, so it proposes the random control's draws."""
 
     def __init__(self, seed: int = 0, *, settings: ProtocolSettings | None = None):
-        settings = (settings or ProtocolSettings(eval_policy="ladder")).model_copy(
+        settings = (settings or ProtocolSettings(eval_policy="ladder")).without_judgement().model_copy(
             update={"proposal_mode": "rank", "menu_order": "digest"})
-        if settings.eval_policy == "meta":  # no judgement to offer: the ladder decides
-            settings = settings.model_copy(update={"eval_policy": "ladder"})
         super().__init__(None, GREEDY_PROPOSER, settings=settings, seed=seed)
 
-    async def _choose(self, wb: Workbench, plan: IterationPlan, pool: list[Draw], k: int) -> A._Action | None:
+    async def _choose(self, wb: Workbench, plan: IterationPlan, pool: list[Draw], k: int) -> A.Rank | None:
         return A.Rank(picks=[d.number for d in pool[:k]],
                       hypothesis="the draws that address the most counted failures of the digest")
-
-    async def decide(self, wb: Workbench, plan: IterationPlan) -> bool:
-        return False
-
-
-GREEDY_PROPOSER = "greedy"  # the --meta-model value of this control
