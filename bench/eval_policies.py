@@ -18,6 +18,10 @@ The goal it checks: `meta` reaches the same or a better test score with at most 
     python bench/eval_policies.py --seeds 5                           # home_intents, Qwen 1.5B meta model
     python bench/eval_policies.py --quick --meta-model random          # 1 seed, tiny budget: a smoke run
     python bench/eval_policies.py --resume traces/bench/<folder>       # continue; --summarize: tables only
+    python bench/eval_policies.py --policies always-full --seeds 3,4   # only some policies and seeds
+    python bench/eval_policies.py --summarize traces/bench/<folder> traces/bench/<compare experiment> ...
+        # folders of this script and compare experiments (each one's policy read from its spec) merged,
+        # when they share the benchmark, splits, models and budget
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import sys
 from pathlib import Path
 
 from harnessopt.budget import Budget
-from harnessopt.comparison import compare, make_grid
+from harnessopt.comparison import GridSpec, compare, make_grid
 from harnessopt.report.data import load_run
 from harnessopt.stats import mean_ci, paired_arm_test
 from harnessopt.store import new_run_id
@@ -58,14 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="1 seed, tiny budget")
     p.add_argument("--out", default="traces/bench")
     p.add_argument("--resume", help="continue this folder (made by an earlier run of this script)")
-    p.add_argument("--summarize", help="only print the tables of this folder")
+    p.add_argument("--summarize", nargs="+", metavar="DIR",
+                   help="only print the tables of these folders or compare experiments (merged by policy)")
     args = p.parse_args(argv)
     if args.quick:
         for key, value in QUICK.items():
             if getattr(args, key) == p.get_default(key):
                 setattr(args, key, value)
     if args.summarize:
-        summarize(Path(args.summarize))
+        summarize(*map(Path, args.summarize))
         return 0
     root = Path(args.resume) if args.resume else Path(args.out) / new_run_id("eval-policies")
     index = root / "policies.json"
@@ -91,15 +96,52 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if finished else 1
 
 
-def summarize(root: Path) -> None:
-    done = json.loads((root / "policies.json").read_text())
+# What experiments must share for their runs to be compared task by task on held-out test.
+SHARED = ("harness", "benchmark", "data", "split_seed", "search_limit", "test_limit", "budget", "proposals")
+
+
+def experiments_by_policy(folders: tuple[Path, ...]) -> list[tuple[str, Path]]:
+    """(policy, compare experiment) pairs: a folder of this script lists its own in policies.json;
+    a compare experiment's policy is its spec's --eval-policy."""
+    out = []
+    for folder in folders:
+        if (folder / "policies.json").is_file():
+            out += [(policy, Path(e)) for policy, e in json.loads((folder / "policies.json").read_text()).items()]
+        elif (folder / "experiment.json").is_file():
+            out.append((GridSpec.model_validate(json.loads((folder / "experiment.json").read_text())["spec"]).eval_policy,
+                        folder))
+        else:
+            sys.exit(f"{folder}: neither a folder of this script (policies.json) nor a compare experiment (experiment.json)")
+    return out
+
+
+def _setup(spec: GridSpec) -> dict:
+    """The settings every compared run must share, the models by role (aliases differ between experiments)."""
+    models = spec.model_specs()
+    arm = spec.arms()[0]
+    shared = {f: getattr(spec, f) for f in SHARED} | {"harness": Path(spec.harness).name}  # checkouts differ in path
+    return {**shared, "meta model": models[arm.meta].model,
+            "task model": models[arm.task].model, "feedback": arm.feedback}
+
+
+def summarize(*folders: Path) -> None:
     runs: dict[str, dict[int, object]] = {}  # policy -> seed -> RunData
-    for policy, folder in done.items():
-        for d in sorted(Path(folder).glob("runs/*")):
+    first: tuple[Path, dict] | None = None
+    for policy, experiment in experiments_by_policy(folders):
+        setup = _setup(GridSpec.model_validate(json.loads((experiment / "experiment.json").read_text())["spec"]))
+        first = first or (experiment, setup)
+        for key, value in setup.items():
+            if value != first[1][key]:
+                sys.exit(f"{experiment}: its {key} ({value}) differs from {first[0]}'s ({first[1][key]}); "
+                         "summarize runs with the same setup together")
+        for d in sorted(experiment.glob("runs/*")):
             if (d / "run.json").is_file() and json.loads((d / "run.json").read_text()).get("finished"):
                 r = load_run(d)
+                if r.summary.seed in runs.get(policy, {}):
+                    print(f"(skipped {d}: {policy} already has seed {r.summary.seed})")
+                    continue
                 runs.setdefault(policy, {})[r.summary.seed] = r
-    print(f"\n## {root.name}\n")
+    print(f"\n## {', '.join(f.name for f in folders)}\n")
     print("| policy | seeds | champion test (95% CI) | champion - seed | rollouts to final champion | search rollouts "
           "| spot-checks | full evals | promotions |")
     print("|---|---|---|---|---|---|---|---|---|")

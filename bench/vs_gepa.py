@@ -20,6 +20,13 @@ Run from the repo root, one real-model job at a time on a small machine:
     python bench/vs_gepa.py --quick                     # 1 seed, tiny budget: a smoke run of a few minutes
     python bench/vs_gepa.py --resume traces/bench/<experiment>      # continue a killed one
     python bench/vs_gepa.py --summarize traces/bench/<experiment>   # only the tables
+
+The harnessopt arms may come from experiments already run with the same benchmark, splits, task
+model and budget (e.g. bench/meta_vs_random.py's): run only GEPA and the sample arm with
+`--no-llm-arm --controls S=sample`, then give every experiment to `--summarize`:
+
+    python bench/vs_gepa.py --no-llm-arm --controls S=sample --seeds 3
+    python bench/vs_gepa.py --summarize traces/bench/<this one> traces/bench/<llm arm> traces/bench/<random arm>
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from pathlib import Path
 
 from harnessopt.benchmark import load_benchmark
 from harnessopt.budget import Budget
-from harnessopt.comparison import GridSpec, compare, make_grid
+from harnessopt.comparison import Arm, GridSpec, compare, make_grid
 from harnessopt.peers.gepa_adapter import strict_score
 from harnessopt.peers.gepa_run import run_gepa_async
 from harnessopt.report.calibration import calibrate
@@ -43,6 +50,7 @@ from harnessopt.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = "G"
+LLM = "Q"
 GEPA_ARM = "gepa"
 QUICK = dict(seeds="1", iterations=1, max_rollouts=24, meta_steps=4, search_limit=6, test_limit=8, proposals=1,
              inspect_steps=0)
@@ -56,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--task-model", default="local/gemma-3-270m")
     p.add_argument("--meta-model", default="local/qwen2.5-coder-1.5b", help="harnessopt's meta model and GEPA's reflection model")
     p.add_argument("--controls", default="R=random,S=sample", help="control arms: ALIAS=random, ALIAS=sample ('' for none)")
+    p.add_argument("--no-llm-arm", action="store_true",
+                   help="run only the controls and GEPA (the LLM arm comes from another experiment: see --summarize)")
     p.add_argument("--seeds", default="3")
     p.add_argument("--iterations", type=int, default=4)
     p.add_argument("--max-rollouts", type=int, default=200, help="search rollouts per run = GEPA's max_metric_calls")
@@ -72,25 +82,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="vs-gepa")
     p.add_argument("--out", default="traces/bench")
     p.add_argument("--resume", help="continue this experiment directory")
-    p.add_argument("--summarize", help="only print the tables of this experiment directory")
+    p.add_argument("--summarize", nargs="+", metavar="DIR",
+                   help="only print the tables of these experiments (same benchmark, splits and budget; arms merged)")
     args = p.parse_args(argv)
     if args.quick:
         for key, value in QUICK.items():
             if getattr(args, key) == p.get_default(key):
                 setattr(args, key, value)
     if args.summarize:
-        summarize(Path(args.summarize))
+        summarize(*map(Path, args.summarize))
         return 0
     if args.resume:
         result = compare(resume=args.resume, progress=print)
     else:
-        models = {TASK: args.task_model, "Q": args.meta_model}
+        models = {TASK: args.task_model, LLM: args.meta_model}  # LLM stays a model even without its arm: GEPA reflects with it
         for part in filter(None, args.controls.split(",")):
             alias, _, model = part.partition("=")
             models[alias.strip()] = model.strip()
+        arms = [a for a in models if a != TASK and not (a == LLM and args.no_llm_arm)]
+        if not arms:
+            p.error("--no-llm-arm needs at least one control in --controls (e.g. S=sample)")
         spec = make_grid(
             name=args.name, harness=args.harness, benchmark=args.benchmark, data=args.data, feedback="traces",
-            models=models, pairs=",".join(f"{a}:{TASK}" for a in models if a != TASK), seeds=args.seeds, parallel=1,
+            models=models, pairs=",".join(f"{a}:{TASK}" for a in arms), seeds=args.seeds, parallel=1,
             out=args.out, search_limit=args.search_limit, test_limit=args.test_limit, timeout_s=args.timeout,
             proposals=args.proposals, inspect_steps=args.inspect_steps, eval_policy=args.eval_policy,
             sample_temperature=args.sample_temperature,
@@ -106,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_gepa_arm(experiment: Path, spec: GridSpec, component: str | None) -> None:
     """GEPA per seed, with the LLM arm's config (same models, budget, splits); finished seeds are skipped."""
     bench = load_benchmark(spec.benchmark, data=spec.data, seed=spec.split_seed)
-    llm_arm = next(a for a in spec.arms() if a.meta == "Q")
+    llm_arm = Arm(name=GEPA_ARM, feedback=spec.feedback[0], meta=LLM, task=TASK)  # its models, budget and splits
     folder = experiment / "gepa"
     for seed in spec.seeds:
         run_dir = folder / f"gepa-seed{seed}"
@@ -139,12 +153,40 @@ def arm_runs(experiment: Path) -> dict[str, list[Path]]:
     return arms
 
 
-def summarize(experiment: Path) -> None:
-    spec = GridSpec.model_validate(json.loads((experiment / "experiment.json").read_text())["spec"])
+# What experiments must share for their arms to be compared task by task on held-out test.
+SHARED = ("benchmark", "data", "split_seed", "search_limit", "test_limit", "budget")
+
+
+def merged_arms(experiments: tuple[Path, ...]) -> tuple[GridSpec, dict[str, list[Path]]]:
+    """The first experiment's spec and every experiment's finished runs per arm; an arm's seed run
+    twice keeps its first run. Exits with one line naming the setting when experiments differ."""
+    specs = [GridSpec.model_validate(json.loads((e / "experiment.json").read_text())["spec"]) for e in experiments]
+    first = specs[0]
+    for e, spec in zip(experiments[1:], specs[1:]):
+        for field in SHARED:
+            if getattr(spec, field) != getattr(first, field):
+                sys.exit(f"{e}: its {field} ({getattr(spec, field)}) differs from {experiments[0]}'s "
+                         f"({getattr(first, field)}); summarize experiments with the same setup together")
+        task = {spec.model_specs()[a.task].model for a in spec.arms()}
+        if task != {first.model_specs()[a.task].model for a in first.arms()}:
+            sys.exit(f"{e}: its task model ({', '.join(sorted(task))}) differs from {experiments[0]}'s")
+    arms: dict[str, list[Path]] = {}
+    for e in experiments:
+        for arm, dirs in arm_runs(e).items():
+            seen = {d.name.rsplit("-seed", 1)[-1] for d in arms.get(arm, [])}
+            for d in dirs:
+                if d.name.rsplit("-seed", 1)[-1] in seen:
+                    print(f"(skipped {d}: {arm} already has this seed)")
+                    continue
+                arms.setdefault(arm, []).append(d)
+    return first, arms
+
+
+def summarize(*experiments: Path) -> None:
+    spec, arms = merged_arms(experiments)
     bench = load_benchmark(spec.benchmark, data=spec.data, seed=spec.split_seed)
-    arms = arm_runs(experiment)
     tables, strict_tables, data = {}, {}, {}
-    print(f"\n## {experiment.name}: {spec.benchmark}, {spec.budget_text()}\n")
+    print(f"\n## {', '.join(e.name for e in experiments)}: {spec.benchmark}, {spec.budget_text()}\n")
     print("| arm | runs | seed test | champion test (95% CI) | strict exact-label test | champion - seed (two-level CI) "
           "| p | search rollouts run | GEPA metric calls (over cap) | wall s | meta tokens |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
