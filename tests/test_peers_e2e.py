@@ -45,6 +45,16 @@ def test_vs_gepa_quick_runs_every_arm_and_a_rerun_costs_no_model_call(repo, tmp_
         assert f"| {arm} | 1 |" in run.stdout
     assert "Sampling control" in run.stdout and "Predictions vs measured" in run.stdout
 
+    # Arms merged from several experiments: a seed an arm already has is skipped, not counted twice.
+    merged = _bench(repo, "bench/vs_gepa.py", "--summarize", str(experiment), str(experiment))
+    assert merged.returncode == 0 and merged.stdout.count("(skipped ") == 3, merged.stdout + merged.stderr
+    assert "| gepa | 1 |" in merged.stdout and "| traces-S-G | 1 |" in merged.stdout
+
     again = _bench(repo, "bench/rerun_cost.py", str(experiment))
     assert again.returncode == 0 and "total model calls in the reruns: 0" in again.stdout, again.stdout + again.stderr
     assert again.stdout.count("0 model calls;") == 3
+
+
+def test_vs_gepa_without_the_llm_arm_needs_a_control(repo):
+    run = _bench(repo, "bench/vs_gepa.py", "--no-llm-arm", "--controls", "")
+    assert run.returncode == 2 and "--no-llm-arm needs at least one control" in run.stderr
