@@ -133,3 +133,16 @@ def test_greedy_is_a_meta_side_control_like_random():
     assert isinstance(proposer, GreedyProposer) and proposer.settings.eval_policy == "ladder"
     assert proposer.settings.menu_order == "digest" and proposer.settings.proposal_mode == "rank"
     assert "no model" in parse_model_spec("greedy").label
+
+
+def test_the_memory_says_what_each_tried_harness_does_in_the_pools_words(tmp_path):
+    cfg = config(tmp_path, harness=SEED, budget=Budget(iterations=2, rollouts=400))
+    meta = ScriptedMetaGateway([{"action": "rank", "hypothesis": "h", "picks": [1, 2, 3]}] * 2)
+    result = asyncio.run(optimize_async(cfg, proposer=RankingProposer(meta, "scripted-meta", settings=SETTINGS, seed=4),
+                                        gateway=StubGateway(double_model), benchmark=arith_benchmark()))
+    store = RunStore.open(result.run_dir)
+    first = [c for c in store.candidates() if c.id != "c0000"][:3]
+    memory = meta.prompts[1].split("## Tried so far")[1].split("\n## ")[0]
+    for c in first:  # listed by what the harness does (as its pool line said), not by the steps composed
+        assert f"{c.id} (parent c0000): {does(store, c)} -> " in memory
+        assert c.moves not in memory

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import ValidationError
@@ -386,11 +386,12 @@ def _off_plan(plan: IterationPlan, wb: Workbench, action: A._Action) -> str:
             f"choose among {', '.join(allowed) or '(none left: finish)'}")
 
 
-def memory_table(wb: Workbench) -> str:
-    """Every candidate tried: what it was, what it scored, what still fails (per feedback mode)."""
+def memory_table(wb: Workbench, describe: Callable[[Candidate], str] | None = None) -> str:
+    """Every candidate tried: what it was (`describe`, else its moves or hypothesis), what it scored,
+    what still fails (per feedback mode)."""
     lines = []
     for c in wb.candidates.values():
-        what = c.moves or c.meta.hypothesis[:80] or c.meta.origin
+        what = describe(c) if describe else (c.moves or c.meta.hypothesis[:80] or c.meta.origin)
         still = wb.view.digest_line(wb.digest_of(c.id)) if (c.spots or c.full_eval) else ""
         pred = f", predicted {c.predicted:+.2f}" if c.predicted is not None else ""
         lines.append(f"- {c.id} (parent {c.meta.parent or '-'}): {what}{pred} -> {wb.result_text(c)}"

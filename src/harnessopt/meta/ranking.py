@@ -91,7 +91,9 @@ class RankingProposer(LLMProposer):
         brief = self.env.get_template("rank_brief.j2").render(
             iteration=wb.state.iteration, iterations=wb.budget.budget.iterations, budget=wb.budget_line(),
             task_model=model_line(self.task_model or wb.evaluator.model), labels=len(wb.benchmark.labels or []),
-            digest=wb.view.digest(digest), memory=memory_table(wb), champion=champion.id,
+            digest=wb.view.digest(digest), champion=champion.id,
+            # in the pool's own words: step labels of compositions repeat and cancel steps
+            memory=memory_table(wb, describe=lambda c: what_it_does(c.source, shape)),
             champion_code=champion.source, champion_does=what_it_does(champion.source, shape), proposals=k,
             pool=describe_pool(pool, champion.id, shape, digest.rollouts), linked=linked)
         self._messages = [{"role": "system", "content": system}, {"role": "user", "content": brief}]
