@@ -81,6 +81,24 @@ def test_loop_tags_only_for_failed_multi_step_rollouts():
     assert _tags(single) == ["wrong_answer"]  # one call, no tools: no loop tags
 
 
+def vote_trace(task_id: str, samples: int = 5) -> RolloutTrace:
+    """A majority vote: the same prompt sampled several times, no tool call, a wrong label."""
+    calls = [ModelCall(kind="chat", model="m", messages=[TASK], response="lights_on") for _ in range(samples)]
+    return RolloutTrace(cache_key=task_id, candidate_id="c0002", task_id=task_id, task_input="turn it off", trial=0,
+                        split="search", harness_hash="h", model="m", model_calls=calls, answer="lights_on", score=0.0,
+                        explanation="expected 'lights_off', got 'lights_on'")
+
+
+def test_a_vote_or_retry_harness_is_not_an_agent_loop():
+    votes = [vote_trace(f"v{i}") for i in range(4)]
+    assert step_ceiling(votes) is None  # five calls every time is a vote's size, not a step cap
+    digest = build_digest(votes, candidate="c0002", labels=["lights_on", "lights_off"], task_shape="classification")
+    assert {c.key for c in digest.clusters} == {"wrong_label"}
+    assert not any(f.startswith("agent loop") for f in digest.facts)
+    logged = votes[0].model_copy(update={"logs": [LogLine(t=1.0, msg="step cap reached (5 steps)")]})
+    assert "step_cap" in tags_of(logged, labels=None, task_shape="classification")  # the harness said so
+
+
 def test_digest_clusters_and_facts_for_loops():
     traces = [loop_trace(f"t{i}", [LIST, READ, READ, LIST, READ]) for i in range(3)] + [loop_trace("u", [LIST])]
     digest = build_digest(traces, candidate="c0001", labels=None, task_shape="short_answer")
@@ -88,7 +106,7 @@ def test_digest_clusters_and_facts_for_loops():
     assert keys["step_cap"] == 3 and keys["repeated_tool_call"] == 3 and keys["answer_before_evidence"] == 1
     names = {c.key: c.name for c in digest.clusters}
     assert names["step_cap"] == "the loop hit its step cap"
-    assert any(f.startswith("agent loop: 4 multi-step rollouts") for f in digest.facts)
+    assert any(f.startswith("agent loop: 4 rollouts with tool calls") for f in digest.facts)
     assert "the loop hit its step cap: 3/4" in FeedbackView("summary").digest(digest)
 
 

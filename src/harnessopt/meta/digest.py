@@ -91,8 +91,8 @@ def _words(text: str) -> list[str]:
 
 def tags_of(t: RolloutTrace, *, labels: list[str] | None, task_shape: str,
             step_ceiling: int | None = None) -> list[str]:
-    """Failure tags of one rollout (empty for a full score). A multi-step rollout (an agent
-    loop) also gets the loop tags of `loop_tags`; `step_ceiling` is its candidate's apparent
+    """Failure tags of one rollout (empty for a full score). An agent loop (a rollout that called
+    tools) also gets the loop tags of `loop_tags`; `step_ceiling` is its candidate's apparent
     step cap (see `step_ceiling`)."""
     if t.score >= 1.0:
         return []
@@ -133,8 +133,10 @@ def tags_of(t: RolloutTrace, *, labels: list[str] | None, task_shape: str,
                     tags.append("failing_test")
             else:
                 tags.append("wrong_answer")
-    if is_multi_step(t):
+    if is_agent_loop(t):
         tags += loop_tags(t, step_ceiling)
+    elif hit_step_cap(t):  # no tool call made, but the harness says it gave up at its cap
+        tags.append("step_cap")
     return tags or ["low_score"]
 
 
@@ -157,10 +159,16 @@ def is_multi_step(t: RolloutTrace) -> bool:
     return len(t.model_calls) > 1 or bool(_tools(t))
 
 
+def is_agent_loop(t: RolloutTrace) -> bool:
+    """A rollout that acted through tools of its own. Several model calls without a tool are
+    samples or retries (a majority vote, a repair), whose fixed call count is not a step cap."""
+    return bool(_tools(t))
+
+
 def step_ceiling(traces: list[RolloutTrace]) -> int | None:
     """A fixed step cap shows as a ceiling: the largest number of model calls of a candidate's
-    rollouts, shared by at least MIN_AT_CEILING of them. None when there is no such ceiling."""
-    counts = Counter(len(t.model_calls) for t in traces)
+    agent-loop rollouts, shared by at least MIN_AT_CEILING of them. None when there is no such ceiling."""
+    counts = Counter(len(t.model_calls) for t in traces if is_agent_loop(t))
     if not counts:
         return None
     top = max(counts)
@@ -351,11 +359,11 @@ def call_facts(traces: list[RolloutTrace]) -> list[str]:
         facts.append("the harness made no model calls")
     if tools:
         facts.append("tool/context calls: " + ", ".join(f"{k} {n}" for k, n in tools.most_common(5)))
-    loops = [t for t in traces if is_multi_step(t)]
+    loops = [t for t in traces if is_agent_loop(t)]
     if loops:
         steps = [len(t.model_calls) for t in loops]
         errors = sum(c.error is not None for t in loops for c in _tools(t))
-        facts.append(f"agent loop: {len(loops)} multi-step rollouts, {sum(steps) / len(steps):.1f} model calls on "
+        facts.append(f"agent loop: {len(loops)} rollouts with tool calls, {sum(steps) / len(steps):.1f} model calls on "
                      f"average (max {max(steps)}), {sum(len(_tools(t)) for t in loops) / len(loops):.1f} tool calls, "
                      f"{errors} tool errors")
     return facts
