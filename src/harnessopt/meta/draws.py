@@ -15,10 +15,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harnessopt.harness import source_hash
 from harnessopt.meta.digest import Digest
-from harnessopt.meta.menu import ADDRESSES, Step, compose
-from harnessopt.patterns import PatternError
+from harnessopt.meta.menu import ADDRESSES, Step, apply_steps, new_code, picked_steps
 from harnessopt.patterns.recipe import Recipe, recipe_for_source
 
 if TYPE_CHECKING:
@@ -87,14 +85,10 @@ def draw_pool(wb: Workbench, plan: IterationPlan, rng: random.Random, *, size: i
             if not open_moves:
                 break
         parent, picks = draw_once(wb, open_moves, rng, max_patterns)
-        try:
-            steps, source = compose(parent.source, plan.menu, picks, shape)
-        except PatternError:
+        steps = picked_steps(plan.menu, picks)  # picks come from the menu
+        source = new_code(lambda: apply_steps(parent.source, steps, shape), seen)
+        if source is None:
             continue
-        digest = source_hash(source)
-        if digest in seen:
-            continue
-        seen.add(digest)
         used |= set(picks)
         made_in_round += 1
         pool.append(Draw(number=len(pool) + 1, parent=parent.id, steps=steps, source=source))

@@ -11,7 +11,7 @@ never re-propose something already evaluated. The model picks moves by number; p
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -118,27 +118,41 @@ def build_menu(champion_source: str, task_shape: str, *, seen_hashes: set[str], 
     menu: list[Move] = []
     seen = set(seen_hashes) | {source_hash(champion_source)}
     for steps, summary in candidates:
-        try:
-            source = apply_steps(champion_source, steps, task_shape)
-        except PatternError:
-            continue
-        digest = source_hash(source)
-        if digest in seen:
-            continue
-        seen.add(digest)
-        menu.append(Move(number=len(menu) + 1, steps=steps, summary=summary, source=source))
+        source = new_code(lambda: apply_steps(champion_source, steps, task_shape), seen)
+        if source is not None:
+            menu.append(Move(number=len(menu) + 1, steps=steps, summary=summary, source=source))
     return menu
+
+
+def new_code(make: Callable[[], str], seen: set[str]) -> str | None:
+    """The code `make` builds, added to `seen`; None when the patterns do not apply to it or the
+    code was seen already (a menu line or a draw must be new code)."""
+    try:
+        source = make()
+    except PatternError:
+        return None
+    digest = source_hash(source)
+    if digest in seen:
+        return None
+    seen.add(digest)
+    return source
 
 
 def compose(champion_source: str, menu: list[Move], numbers: list[int], task_shape: str) -> tuple[list[Step], str]:
     """The code of several picked moves applied in order (later picks change their own part)."""
+    steps = picked_steps(menu, numbers)
+    return steps, apply_steps(champion_source, steps, task_shape)
+
+
+def picked_steps(menu: list[Move], numbers: list[int]) -> list[Step]:
+    """The steps of the picked moves in order, each move once."""
     by_number = {m.number: m for m in menu}
     steps: list[Step] = []
     for n in dict.fromkeys(numbers):
         if n not in by_number:
             raise PatternError(f"move {n} is not on the menu (1-{len(menu)})")
         steps += by_number[n].steps
-    return steps, apply_steps(champion_source, steps, task_shape)
+    return steps
 
 
 def addressed(move: Move, digest: Digest) -> list[tuple[str, int]]:
