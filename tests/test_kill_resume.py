@@ -233,7 +233,8 @@ def _state(run: Path) -> dict:
     ledger = [_strip(row.model_dump()) for row in store.ledger()]
     events = [_strip(e.model_dump()) for e in store.events()]
     notebook = (run / "notebook.md").read_text() if (run / "notebook.md").exists() else ""
-    state = {"rollouts": rollouts, "candidates": candidates, "ledger": ledger, "events": events, "notebook": notebook}
+    state = {"rollouts": rollouts, "candidates": candidates, "ledger": ledger, "events": events, "notebook": notebook,
+             "transcripts": store.transcripts()}
     return json.loads(json.dumps(state).replace(str(run.parent), "<root>"))  # runs live in different folders
 
 

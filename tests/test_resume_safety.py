@@ -328,3 +328,44 @@ def test_the_meta_prompts_budget_line_does_not_change_with_the_clock():
     now[0] += 250.0
     assert tracker.describe(clock=False) == before and "wall cap 600 s" in before
     assert tracker.describe() != shown_before and "wall 350/600 s" in tracker.describe()
+
+
+def test_a_replay_stopped_before_it_catches_up_leaves_the_finished_runs_files_whole(tmp_path):
+    """Ctrl-C during a rerun of a finished run: the replay rewrites the notebook, the meta
+    transcripts and run.json's spend as they were earlier in the run; stopped there, it must not
+    leave them cut back (found by the SIGINT trials of test_kill_resume)."""
+    from pathlib import Path
+
+    from harnessopt.meta.protocol import ProtocolSettings
+    from harnessopt.meta.ranking import RankingProposer
+    from scripted import ScriptedMetaGateway
+
+    settings = ProtocolSettings(proposals=2, eval_policy="ladder", screen_tasks=2, proposal_mode="rank", pool_size=4)
+    replies = [{"action": "rank", "hypothesis": "h", "picks": [1, 2]}] * 2
+
+    class StopsInIteration2(RankingProposer):
+        async def run_iteration(self, wb):
+            if wb.state.iteration == 2:
+                raise Crash("Ctrl-C during the replay")
+            await super().run_iteration(wb)
+
+    cfg = config(tmp_path, budget=Budget(iterations=2, rollouts=400))
+    result = asyncio.run(optimize_async(cfg, proposer=RankingProposer(ScriptedMetaGateway(replies), "scripted-meta",
+                                                                      settings=settings, seed=1),
+                                        gateway=StubGateway(double_model), benchmark=arith_benchmark()))
+    run_dir = Path(result.run_dir)
+
+    def files():
+        paths = [run_dir / "notebook.md", *sorted((run_dir / "meta").glob("*.jsonl"))]
+        return {p.relative_to(run_dir).as_posix(): p.read_text() for p in paths}
+
+    before, spend = files(), json.loads((run_dir / "run.json").read_text())["spend"]
+    assert "- iter 2:" in before["notebook.md"] and "meta/002.jsonl" in before
+    with pytest.raises(Crash):
+        resume(run_dir, proposer=StopsInIteration2(ScriptedMetaGateway(replies), "scripted-meta", settings=settings, seed=1))
+    assert files() == before
+    assert json.loads((run_dir / "run.json").read_text())["spend"] == spend
+    # and a full rerun still rewrites nothing differently
+    again, _ = resume(run_dir, proposer=RankingProposer(ScriptedMetaGateway(replies), "scripted-meta", settings=settings,
+                                                        seed=1))
+    assert files() == before and again.champion_id == result.champion_id

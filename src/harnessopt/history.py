@@ -55,6 +55,11 @@ class RunHistory:
         of the original run, so the meta-agent's views (hence its prompts) replay identically."""
         return self.resumed and self.active
 
+    def catching_up(self) -> bool:
+        """A resumed run replaying what was recorded (before its last recorded event, on the
+        recorded path): what it rewrites now is older than what the files hold."""
+        return self.resumed and self._caught_up is None and bool(self._event_times)
+
     def load_recorded(self) -> None:
         """Read (and so check) every recorded row; a resume compares its replay against them."""
         if (self.path / LEDGER).is_file():

@@ -246,7 +246,8 @@ async def _search(config: OptimizeConfig, store: RunStore, harness: Any, bench: 
                 wb.event(E.MetaStopped(reason=str(exc)))
             store.append_ledger(_meta_row(wb.state.iteration, proposer.name, meta_before, budget.spent.meta))
             tracker.iteration_line(wb)
-            store.update_info(spend=budget.snapshot().model_dump(), champion=wb.state.champion)
+            if not store.history.catching_up():  # a replay's spend is older than what run.json holds
+                store.update_info(spend=budget.snapshot().model_dump(), champion=wb.state.champion)
         wb.event(E.SearchFinished(reason=stop_reason, champion=wb.state.champion))
         # Held-out test: seed and final champion (and every promoted champion if asked), recorded
         # here and never shown to the meta-agent. These rollouts are outside the search budget.

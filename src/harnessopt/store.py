@@ -325,8 +325,8 @@ class RunStore:
 
     def write_transcript(self, iteration: int, messages: list[dict[str, Any]]) -> None:
         """The meta-agent's conversation of one iteration so far (rewritten as it grows)."""
-        atomic_write(self.path / "meta" / f"{iteration:03d}.jsonl",
-                     "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in messages))
+        self._rewrite_growing(self.path / "meta" / f"{iteration:03d}.jsonl",
+                              "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in messages))
 
     def transcripts(self) -> dict[str, list[dict[str, Any]]]:
         out = {}
@@ -341,7 +341,16 @@ class RunStore:
         return out
 
     def write_notebook(self, entries: list[str]) -> None:
-        atomic_write(self.path / "notebook.md", "# Notebook\n\n" + "\n".join(entries) + "\n")
+        self._rewrite_growing(self.path / "notebook.md", "# Notebook\n\n" + "\n".join(entries) + "\n")
+
+    def _rewrite_growing(self, path: Path, text: str) -> None:
+        """Rewrite a file that only grows during a run (notebook, transcripts). While a resume
+        replays, what it rewrites is the file as it was earlier in the run: a prefix of what is on
+        disk. Writing it would lose the rest if the replay is stopped before it catches up (Ctrl-C
+        during a rerun of a finished run), so a prefix is not written."""
+        if self.history.catching_up() and path.is_file() and path.read_text(encoding="utf-8", errors="replace").startswith(text):
+            return
+        atomic_write(path, text)
 
     def notebook(self) -> str:
         path = self.path / "notebook.md"
