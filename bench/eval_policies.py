@@ -107,11 +107,14 @@ def experiments_by_policy(folders: tuple[Path, ...]) -> list[tuple[str, Path]]:
     for folder in folders:
         if (folder / "policies.json").is_file():
             out += [(policy, Path(e)) for policy, e in json.loads((folder / "policies.json").read_text()).items()]
-        elif (folder / "experiment.json").is_file():
-            out.append((GridSpec.model_validate(json.loads((folder / "experiment.json").read_text())["spec"]).eval_policy,
-                        folder))
-        else:
-            sys.exit(f"{folder}: neither a folder of this script (policies.json) nor a compare experiment (experiment.json)")
+        else:  # a compare experiment, or a folder of this script still running (its experiments, no index yet)
+            inside = sorted(d for d in folder.iterdir() if (d / "experiment.json").is_file()) if folder.is_dir() else []
+            experiments = [folder] if (folder / "experiment.json").is_file() else inside
+            if not experiments:
+                sys.exit(f"{folder}: neither a folder of this script (policies.json) nor a compare experiment "
+                         "(experiment.json)")
+            out += [(GridSpec.model_validate(json.loads((e / "experiment.json").read_text())["spec"]).eval_policy, e)
+                    for e in experiments]
     return out
 
 
