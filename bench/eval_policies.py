@@ -33,7 +33,8 @@ import sys
 from pathlib import Path
 
 from harnessopt.budget import Budget
-from harnessopt.comparison import GridSpec, compare, make_grid
+from harnessopt.errors import UsageError
+from harnessopt.comparison import COMPARABLE_FIELDS, GridSpec, compare, make_grid, same_setup
 from harnessopt.report.data import load_run
 from harnessopt.stats import mean_ci, paired_arm_test
 from harnessopt.store import new_run_id
@@ -96,25 +97,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if finished else 1
 
 
-# What experiments must share for their runs to be compared task by task on held-out test.
-SHARED = ("harness", "benchmark", "data", "split_seed", "search_limit", "test_limit", "budget", "proposals")
-
-
-def experiments_by_policy(folders: tuple[Path, ...]) -> list[tuple[str, Path]]:
-    """(policy, compare experiment) pairs: a folder of this script lists its own in policies.json;
-    a compare experiment's policy is its spec's --eval-policy."""
+def experiments_in(folders: tuple[Path, ...]) -> list[Path]:
+    """The compare experiments: a folder of this script lists its own in policies.json (one per policy,
+    whose spec says its --eval-policy); a folder still running has them inside, not yet indexed."""
     out = []
     for folder in folders:
         if (folder / "policies.json").is_file():
-            out += [(policy, Path(e)) for policy, e in json.loads((folder / "policies.json").read_text()).items()]
-        else:  # a compare experiment, or a folder of this script still running (its experiments, no index yet)
-            inside = sorted(d for d in folder.iterdir() if (d / "experiment.json").is_file()) if folder.is_dir() else []
-            experiments = [folder] if (folder / "experiment.json").is_file() else inside
-            if not experiments:
-                sys.exit(f"{folder}: neither a folder of this script (policies.json) nor a compare experiment "
-                         "(experiment.json)")
-            out += [(GridSpec.model_validate(json.loads((e / "experiment.json").read_text())["spec"]).eval_policy, e)
-                    for e in experiments]
+            out += [Path(e) for e in json.loads((folder / "policies.json").read_text()).values()]
+            continue
+        inside = sorted(d for d in folder.iterdir() if (d / "experiment.json").is_file()) if folder.is_dir() else []
+        experiments = [folder] if (folder / "experiment.json").is_file() else inside
+        if not experiments:
+            sys.exit(f"{folder}: neither a folder of this script (policies.json) nor a compare experiment "
+                     "(experiment.json)")
+        out += experiments
     return out
 
 
@@ -122,21 +118,20 @@ def _setup(spec: GridSpec) -> dict:
     """The settings every compared run must share, the models by role (aliases differ between experiments)."""
     models = spec.model_specs()
     arm = spec.arms()[0]
-    shared = {f: getattr(spec, f) for f in SHARED} | {"harness": Path(spec.harness).name}  # checkouts differ in path
-    return {**shared, "meta model": models[arm.meta].model,
-            "task model": models[arm.task].model, "feedback": arm.feedback}
+    shared = {f: getattr(spec, f) for f in (*COMPARABLE_FIELDS, "proposals")}
+    return {**shared, "harness": Path(spec.harness).name,  # checkouts differ in path
+            "meta model": models[arm.meta].model, "task model": models[arm.task].model, "feedback": arm.feedback}
 
 
 def summarize(*folders: Path) -> None:
+    experiments = experiments_in(folders)
+    try:
+        specs = same_setup(experiments, _setup)
+    except UsageError as exc:
+        sys.exit(str(exc))
     runs: dict[str, dict[int, object]] = {}  # policy -> seed -> RunData
-    first: tuple[Path, dict] | None = None
-    for policy, experiment in experiments_by_policy(folders):
-        setup = _setup(GridSpec.model_validate(json.loads((experiment / "experiment.json").read_text())["spec"]))
-        first = first or (experiment, setup)
-        for key, value in setup.items():
-            if value != first[1][key]:
-                sys.exit(f"{experiment}: its {key} ({value}) differs from {first[0]}'s ({first[1][key]}); "
-                         "summarize runs with the same setup together")
+    for experiment, spec in zip(experiments, specs):
+        policy = spec.eval_policy
         for d in sorted(experiment.glob("runs/*")):
             if (d / "run.json").is_file() and json.loads((d / "run.json").read_text()).get("finished"):
                 r = load_run(d)

@@ -40,7 +40,8 @@ from pathlib import Path
 
 from harnessopt.benchmark import load_benchmark
 from harnessopt.budget import Budget
-from harnessopt.comparison import Arm, GridSpec, compare, make_grid
+from harnessopt.errors import UsageError
+from harnessopt.comparison import COMPARABLE_FIELDS, Arm, GridSpec, compare, experiment_spec, make_grid, same_setup
 from harnessopt.peers.gepa_adapter import strict_score
 from harnessopt.peers.gepa_run import run_gepa_async
 from harnessopt.report.calibration import calibrate
@@ -90,12 +91,16 @@ def main(argv: list[str] | None = None) -> int:
             if getattr(args, key) == p.get_default(key):
                 setattr(args, key, value)
     if args.summarize:
-        summarize(*map(Path, args.summarize))
+        try:
+            summarize(*map(Path, args.summarize))
+        except UsageError as exc:
+            sys.exit(str(exc))
         return 0
     if args.resume:
         result = compare(resume=args.resume, progress=print)
     else:
-        models = {TASK: args.task_model, LLM: args.meta_model}  # LLM stays a model even without its arm: GEPA reflects with it
+        # LLM stays a model even without its arm: GEPA reflects with it
+        models = {TASK: args.task_model, LLM: args.meta_model}
         for part in filter(None, args.controls.split(",")):
             alias, _, model = part.partition("=")
             models[alias.strip()] = model.strip()
@@ -111,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             budget=Budget(iterations=args.iterations, rollouts=args.max_rollouts, meta_steps_per_iteration=args.meta_steps))
         result = compare(spec, progress=print)
     experiment = Path(result.experiment_dir)
-    spec = GridSpec.model_validate(json.loads((experiment / "experiment.json").read_text())["spec"])
+    spec = experiment_spec(experiment)
     run_gepa_arm(experiment, spec, args.component)
     summarize(experiment)
     return 0 if result.finished else 1
@@ -153,31 +158,26 @@ def arm_runs(experiment: Path) -> dict[str, list[Path]]:
     return arms
 
 
-# What experiments must share for their arms to be compared task by task on held-out test.
-SHARED = ("benchmark", "data", "split_seed", "search_limit", "test_limit", "budget")
+def _setup(spec: GridSpec) -> dict:
+    """What the merged experiments must share: the task split, budget and task model (meta models differ by arm)."""
+    return {**{f: getattr(spec, f) for f in COMPARABLE_FIELDS},
+            "task model": sorted({spec.model_specs()[a.task].model for a in spec.arms()})}
 
 
 def merged_arms(experiments: tuple[Path, ...]) -> tuple[GridSpec, dict[str, list[Path]]]:
     """The first experiment's spec and every experiment's finished runs per arm; an arm's seed run
-    twice keeps its first run. Exits with one line naming the setting when experiments differ."""
-    specs = [GridSpec.model_validate(json.loads((e / "experiment.json").read_text())["spec"]) for e in experiments]
-    first = specs[0]
-    for e, spec in zip(experiments[1:], specs[1:]):
-        for field in SHARED:
-            if getattr(spec, field) != getattr(first, field):
-                sys.exit(f"{e}: its {field} ({getattr(spec, field)}) differs from {experiments[0]}'s "
-                         f"({getattr(first, field)}); summarize experiments with the same setup together")
-        task = {spec.model_specs()[a.task].model for a in spec.arms()}
-        if task != {first.model_specs()[a.task].model for a in first.arms()}:
-            sys.exit(f"{e}: its task model ({', '.join(sorted(task))}) differs from {experiments[0]}'s")
+    twice keeps its first run."""
+    first = same_setup(list(experiments), _setup)[0]
     arms: dict[str, list[Path]] = {}
+    seeds: dict[str, set[str]] = {}
     for e in experiments:
         for arm, dirs in arm_runs(e).items():
-            seen = {d.name.rsplit("-seed", 1)[-1] for d in arms.get(arm, [])}
             for d in dirs:
-                if d.name.rsplit("-seed", 1)[-1] in seen:
+                seed = d.name.rsplit("-seed", 1)[-1]
+                if seed in seeds.setdefault(arm, set()):
                     print(f"(skipped {d}: {arm} already has this seed)")
                     continue
+                seeds[arm].add(seed)
                 arms.setdefault(arm, []).append(d)
     return first, arms
 

@@ -10,12 +10,15 @@ from harnessopt.benchmark import Benchmark
 from harnessopt.budget import Budget
 from harnessopt.cli import main
 from harnessopt.comparison import (
+    COMPARABLE_FIELDS,
+    EXPERIMENT_FORMAT,
     GridSpec,
     compare,
     load_grid,
     make_grid,
     parse_model_spec,
     parse_models_arg,
+    same_setup,
 )
 from harnessopt.errors import UsageError
 from harnessopt.optimizer import OptimizeConfig
@@ -326,3 +329,23 @@ def test_random_search_is_a_meta_side_arm(tmp_path):
     assert "no model" in spec.model_specs()["R"].label
     with pytest.raises(ValueError, match="meta-side proposer"):
         grid(tmp_path, models={"A": "local/gemma-3-270m"}, pairs="A:random")
+
+
+def test_experiments_merged_for_a_comparison_must_share_their_setup(tmp_path):
+    def experiment(name, spec):
+        folder = tmp_path / name
+        folder.mkdir()
+        data = {"format": EXPERIMENT_FORMAT, "spec": spec.model_dump(mode="json")}
+        (folder / "experiment.json").write_text(json.dumps(data))
+        return folder
+
+    setup = lambda spec: {f: getattr(spec, f) for f in COMPARABLE_FIELDS}  # noqa: E731
+    a = experiment("a", grid(tmp_path, seeds="0,1"))
+    # other seeds and arms are fine: only the setup must match
+    b = experiment("b", grid(tmp_path, seeds="2,3", models={"A": "local/gemma-3-270m", "B": "random"}, pairs="B:A"))
+    assert [s.seeds for s in same_setup([a, b], setup)] == [[0, 1], [2, 3]]
+    c = experiment("c", grid(tmp_path, test_limit=30))
+    with pytest.raises(UsageError, match=r"c: its test_limit \(30\) differs from .*a's \(None\)"):
+        same_setup([a, b, c], setup)
+    with pytest.raises(UsageError, match="not an experiment directory"):
+        same_setup([a, tmp_path], setup)

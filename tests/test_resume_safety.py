@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -22,10 +23,12 @@ from harnessopt.cli import main
 from harnessopt.errors import UsageError
 from harnessopt.events import MetaStopped, ResumeDiverged
 from harnessopt.ledger import LEDGER_HEADER
+from harnessopt.meta.protocol import ProtocolSettings
+from harnessopt.meta.ranking import RankingProposer
 from harnessopt.optimizer import optimize_async
 from harnessopt.records import Score  # noqa: F401  (the scorers below build them)
 from harnessopt.store import LedgerRow, RunStore, StoreError
-from scripted import Crash, ScriptedProposer
+from scripted import Crash, ScriptedMetaGateway, ScriptedProposer
 from stubs import StubGateway
 from test_optimize import GOOD, arith_benchmark, config, double_model, run, write
 
@@ -334,12 +337,6 @@ def test_a_replay_stopped_before_it_catches_up_leaves_the_finished_runs_files_wh
     """Ctrl-C during a rerun of a finished run: the replay rewrites the notebook, the meta
     transcripts and run.json's spend as they were earlier in the run; stopped there, it must not
     leave them cut back (found by the SIGINT trials of test_kill_resume)."""
-    from pathlib import Path
-
-    from harnessopt.meta.protocol import ProtocolSettings
-    from harnessopt.meta.ranking import RankingProposer
-    from scripted import ScriptedMetaGateway
-
     settings = ProtocolSettings(proposals=2, eval_policy="ladder", screen_tasks=2, proposal_mode="rank", pool_size=4)
     replies = [{"action": "rank", "hypothesis": "h", "picks": [1, 2]}] * 2
 

@@ -249,6 +249,28 @@ class _Experiment:
         self.write(data)
 
 
+def experiment_spec(path: str | Path) -> GridSpec:
+    """The grid spec of an experiment directory (a one-line UsageError when it is not one)."""
+    return GridSpec.model_validate(_Experiment(Path(path)).read()["spec"])
+
+
+# What experiments must share for their runs to be compared task by task on held-out test.
+COMPARABLE_FIELDS = ("benchmark", "data", "split_seed", "search_limit", "test_limit", "budget")
+
+
+def same_setup(experiments: list[Path], setup: Callable[[GridSpec], dict[str, Any]]) -> list[GridSpec]:
+    """The experiments' specs when `setup` (the settings their runs must share) is equal for all of
+    them; a UsageError naming the first setting that differs otherwise."""
+    specs = [experiment_spec(e) for e in experiments]
+    first = setup(specs[0])
+    for experiment, spec in zip(experiments[1:], specs[1:]):
+        for key, value in setup(spec).items():
+            if value != first[key]:
+                raise UsageError(f"{experiment}: its {key} ({value}) differs from {experiments[0]}'s ({first[key]}); "
+                                 "compare runs with the same setup")
+    return specs
+
+
 def _run_finished(run_dir: Path) -> OptimizeResult | None:
     """The stored result of a finished run, or None if the run is absent or unfinished."""
     try:

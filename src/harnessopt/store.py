@@ -348,7 +348,8 @@ class RunStore:
         replays, what it rewrites is the file as it was earlier in the run: a prefix of what is on
         disk. Writing it would lose the rest if the replay is stopped before it catches up (Ctrl-C
         during a rerun of a finished run), so a prefix is not written."""
-        if self.history.catching_up() and path.is_file() and path.read_text(encoding="utf-8", errors="replace").startswith(text):
+        if (self.history.catching_up() and path.is_file()
+                and path.read_text(encoding="utf-8", errors="replace").startswith(text)):
             return
         atomic_write(path, text)
 
