@@ -8,7 +8,9 @@ evaluated, and says what each harness does (the same words as a rank-mode pool l
 candidates of one run whose scores differ by at least --gap, shows the model the run's failure digest
 of the seed and the task-model line (what the meta model saw in iteration 1) and the two
 descriptions in a random order, and asks which will score higher. Prints the share answered right
-and an exact one-sided binomial p-value against guessing. One benchmark per invocation: runs of the
+and an exact one-sided binomial p-value against guessing. `--both-orders` asks every pair twice, once
+in each order: a model that names the same letter both times follows the position, not the harnesses,
+and only a pair answered right in both orders counts as judged right. One benchmark per invocation: runs of the
 random control borrow the seed's digest from an LLM run. A model at chance cannot rank a pool
 better than the random control's order, whatever the protocol around it.
 """
@@ -85,9 +87,11 @@ def pairs_of(material: list[tuple[str, str, list[tuple[str, float, str]]]], gap:
     return pool[:n]
 
 
-def binomial_p(right: int, total: int) -> float:
-    """P(at least `right` of `total` by guessing)."""
-    return sum(math.comb(total, k) for k in range(right, total + 1)) / 2 ** total
+def binomial_p(right: int, total: int, odds: int = 2) -> float:
+    """P(at least `right` of `total` by guessing, where a guess is right with chance 1/odds: 1/2 for
+    one question, 1/4 for a pair asked in both orders)."""
+    q = 1 / odds
+    return sum(math.comb(total, k) * q ** k * (1 - q) ** (total - k) for k in range(right, total + 1))
 
 
 async def main() -> None:
@@ -98,6 +102,8 @@ async def main() -> None:
     p.add_argument("--pairs", type=int, default=24)
     p.add_argument("--gap", type=float, default=0.5, help="least score difference of a pair")
     p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--both-orders", action="store_true",
+                   help="ask every pair in both orders; right only if right both times")
     p.add_argument("--task-shape", default="classification", help="the benchmarks' task shape")
     args = p.parse_args()
     material = [run_material(run, args.task_shape) for exp in args.experiments for run in sorted((exp / "runs").iterdir())]
@@ -112,25 +118,46 @@ async def main() -> None:
     if not pairs:
         raise SystemExit("no pair of candidates on the seed differs by --gap; lower it or add runs")
     gw, right, t0 = Gateway(), 0, time.time()
+    outcomes: list[str] = []
     for i, (context, seed, hi, lo) in enumerate(pairs):
         better, worse = (hi, lo) if hi[1] > lo[1] else (lo, hi)
-        first, second = (better, worse) if i % 2 == 0 else (worse, better)
-        prompt = f"{context}\n\nTwo candidate harnesses:\nA: {first[0]}\nB: {second[0]}\n\n{QUESTION}"
-        if args.model == "digest":
-            said = digest_heuristic(context, seed, first[2], second[2], args.task_shape)
-        else:
-            reply = await gw.chat(args.model, [{"role": "user", "content": prompt}],
-                                  ModelParams(temperature=args.temperature, max_tokens=2, seed=i))
-            said = reply.text.strip()[:1].upper()
-        ok = said == ("A" if first is better else "B")
+        orders = [(better, worse), (worse, better)] if args.both_orders else \
+            [(better, worse) if i % 2 == 0 else (worse, better)]
+        said = [await judge(gw, args, context, seed, first, second, i) for first, second in orders]
+        truth = ["A" if first is better else "B" for first, _ in orders]
+        ok = said == truth
         right += ok
-        print(f"{i:3d} {'right' if ok else 'wrong'} said {said!r}: {better[0]} ({better[1]:.2f}) vs {worse[0]} ({worse[1]:.2f})",
+        outcomes.append(outcome(said, truth))
+        print(f"{i:3d} {outcomes[-1]:8s} said {'/'.join(said)!r}: {better[0]} ({better[1]:.2f}) vs {worse[0]} ({worse[1]:.2f})",
               flush=True)
     total = len(pairs)
     ties = "" if args.model != "digest" else " (a tie counts as wrong)"
-    print(f"{args.model}: {right}/{total} right{ties} ({right / total:.0%}), one-sided p vs guessing {binomial_p(right, total):.3f}, "
-          f"{time.time() - t0:.0f} s")
+    asked = " in both orders" if args.both_orders else ""
+    print(f"{args.model}: {right}/{total} right{asked}{ties} ({right / total:.0%}), one-sided p vs guessing "
+          f"{binomial_p(right, total, 4 if args.both_orders else 2):.3f}, {time.time() - t0:.0f} s")
+    if args.both_orders:
+        print("per pair: " + ", ".join(f"{k} {outcomes.count(k)}" for k in ("right", "wrong", "position", "other")))
 
+
+async def judge(gw: Gateway, args: argparse.Namespace, context: str, seed: str, first, second, i: int) -> str:
+    """The letter the judge names for "which of A (first) and B (second) scores higher"."""
+    if args.model == "digest":
+        return digest_heuristic(context, seed, first[2], second[2], args.task_shape)
+    prompt = f"{context}\n\nTwo candidate harnesses:\nA: {first[0]}\nB: {second[0]}\n\n{QUESTION}"
+    reply = await gw.chat(args.model, [{"role": "user", "content": prompt}],
+                          ModelParams(temperature=args.temperature, max_tokens=2, seed=i))
+    return reply.text.strip()[:1].upper()
+
+
+def outcome(said: list[str], truth: list[str]) -> str:
+    """right / wrong (in every order asked), position (one letter whatever the order), other."""
+    if said == truth:
+        return "right"
+    if all(s in "AB" and s and s != t for s, t in zip(said, truth)):
+        return "wrong"
+    if len(said) == 2 and said[0] == said[1] and said[0] in ("A", "B"):
+        return "position"
+    return "other"
 
 if __name__ == "__main__":
     asyncio.run(main())
