@@ -10,7 +10,9 @@ of the seed and the task-model line (what the meta model saw in iteration 1) and
 descriptions in a random order, and asks which will score higher. Prints the share answered right
 and an exact one-sided binomial p-value against guessing. `--both-orders` asks every pair twice, once
 in each order: a model that names the same letter both times follows the position, not the harnesses,
-and only a pair answered right in both orders counts as judged right. One benchmark per invocation: runs of the
+and only a pair answered right in both orders counts as judged right. `--logprob` (embedded models) reads,
+instead of a sampled letter, log P("A") - log P("B") for the reply's first token in both orders; their
+difference cancels a fixed lean toward one slot, and its sign is the model's judgement. One benchmark per invocation: runs of the
 random control borrow the seed's digest from an LLM run. A model at chance cannot rank a pool
 better than the random control's order, whatever the protocol around it.
 """
@@ -29,6 +31,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from harnessopt.llm.gateway import Gateway  # noqa: E402
+from harnessopt.llm.local import get_local_model  # noqa: E402
 from harnessopt.meta.digest import Cluster, Digest, cluster_name  # noqa: E402
 from harnessopt.meta.draws import addressed_by_change, what_it_does  # noqa: E402
 from harnessopt.meta.menu import ADDRESSES  # noqa: E402
@@ -102,6 +105,8 @@ async def main() -> None:
     p.add_argument("--pairs", type=int, default=24)
     p.add_argument("--gap", type=float, default=0.5, help="least score difference of a pair")
     p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--logprob", action="store_true",
+                   help="embedded models: judge by the first token's log-probabilities in both orders, no sampling")
     p.add_argument("--both-orders", action="store_true",
                    help="ask every pair in both orders; right only if right both times")
     p.add_argument("--task-shape", default="classification", help="the benchmarks' task shape")
@@ -117,6 +122,11 @@ async def main() -> None:
     pairs = pairs_of(material, args.gap, args.pairs, rng)
     if not pairs:
         raise SystemExit("no pair of candidates on the seed differs by --gap; lower it or add runs")
+    if args.logprob:
+        if not args.model.startswith("local/"):
+            raise SystemExit(f"--logprob reads an embedded model's logits; --model {args.model} is not a local/... model")
+        await logprob_probe(args, pairs)
+        return
     gw, right, t0 = Gateway(), 0, time.time()
     outcomes: list[str] = []
     for i, (context, seed, hi, lo) in enumerate(pairs):
@@ -137,6 +147,28 @@ async def main() -> None:
           f"{binomial_p(right, total, 4 if args.both_orders else 2):.3f}, {time.time() - t0:.0f} s")
     if args.both_orders:
         print("per pair: " + ", ".join(f"{k} {outcomes.count(k)}" for k in ("right", "wrong", "position", "other")))
+
+
+async def logprob_probe(args: argparse.Namespace, pairs) -> None:
+    """Each pair in both orders; the model's preference for the better harness is
+    (lp(A) - lp(B) with the better one as A) - (the same with it as B): a lean toward one slot cancels."""
+    model = get_local_model(args.model)
+    right, leans, t0 = 0, [], time.time()
+    for i, (context, _seed, hi, lo) in enumerate(pairs):
+        better, worse = (hi, lo) if hi[1] > lo[1] else (lo, hi)
+        margins = []
+        for first, second in ((better, worse), (worse, better)):
+            prompt = f"{context}\n\nTwo candidate harnesses:\nA: {first[0]}\nB: {second[0]}\n\n{QUESTION}"
+            lp_a, lp_b = await asyncio.to_thread(model.option_logprobs, [{"role": "user", "content": prompt}], ["A", "B"])
+            margins.append(lp_a - lp_b)
+        preference = margins[0] - margins[1]
+        leans.append((margins[0] + margins[1]) / 2)
+        right += preference > 0
+        print(f"{i:3d} {'right' if preference > 0 else 'wrong'} preference {preference:+.3f} (lean to A {leans[-1]:+.2f}): "
+              f"{better[0]} ({better[1]:.2f}) vs {worse[0]} ({worse[1]:.2f})", flush=True)
+    total = len(pairs)
+    print(f"{args.model} by log-probabilities, both orders: {right}/{total} right ({right / total:.0%}), one-sided p vs "
+          f"guessing {binomial_p(right, total):.3f}; mean lean toward A {sum(leans) / total:+.2f} nats; {time.time() - t0:.0f} s")
 
 
 async def judge(gw: Gateway, args: argparse.Namespace, context: str, seed: str, first, second, i: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 
 import pytest
@@ -244,3 +245,22 @@ def test_cli_eval_with_a_qwen_task_model(qwen, repo, tmp_path, capsys):
     traces = RunStore.open(result["run_dir"]).rollouts(result["candidate_id"])
     assert len(traces) == 3 and all(t.model_calls and t.model_calls[0].model == QWEN for t in traces)
     assert all(t.model_calls[0].completion_tokens >= 1 for t in traces)
+
+
+@pytest.mark.parametrize("name", [LOCAL_MODEL, QWEN])
+def test_option_logprobs_agree_with_the_greedy_reply(name, request):
+    """The logits read for a judge's first token are the ones greedy decoding samples from: the option
+    the temperature-0 reply starts with is the most probable one, and reading them twice (with a
+    generation between) gives the same numbers, so no state leaks between calls."""
+    m = request.getfixturevalue("qwen" if name == QWEN else "model")
+    messages = [{"role": "user", "content": "Which one is a fruit? A: a chair. B: an apple. Reply with one letter, A or B."}]
+    first = m.option_logprobs(messages, ["A", "B", "C"])
+    reply = m.chat(messages, ModelParams(temperature=0, max_tokens=1))
+    again = m.option_logprobs(messages, ["A", "B", "C"])
+    assert again == pytest.approx(first, abs=1e-3)
+    assert all(lp <= 0 for lp in first) and sum(math.exp(lp) for lp in first) <= 1 + 1e-6
+    said = reply.text.strip()  # one token
+    if said in ("A", "B", "C"):  # Gemma, a base model, may start with something else
+        assert max(range(3), key=lambda k: first[k]) == "ABC".index(said)
+    else:
+        assert max(first) < math.log(0.5)  # then none of the options is the likely first token

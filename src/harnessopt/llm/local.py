@@ -224,6 +224,27 @@ class LocalModel:
         return result
 
 
+    def option_logprobs(self, messages: list[dict[str, Any]], options: list[str]) -> list[float]:
+        """Log-probability of each option's first token as the reply's first token (one forward pass,
+        no sampling): how a judge's choice between "A" and "B" is read without its sampling noise, and
+        compared across both orders to take out a position bias."""
+        import numpy as np
+
+        text, _ = self.render_chat(messages)
+        with self._lock:
+            # tokenized as chat() sends it: a template wrote its own BOS, a plain prompt gets one
+            tokens = self.llama.tokenize(text.encode("utf-8"), add_bos=self._chat_formatter is None, special=True)
+            if len(tokens) >= self.n_ctx:
+                raise LocalModelError(f"the prompt has {len(tokens)} tokens, over the context of {self.n_ctx}: shorten it")
+            self.llama.reset()
+            self.llama.eval(tokens)
+            logits = np.array(np.ctypeslib.as_array(self.llama._ctx.get_logits(), shape=(self.llama.n_vocab(),)),
+                              dtype=np.float64)
+        top = logits.max()
+        log_total = top + np.log(np.exp(logits - top).sum())
+        firsts = [self.llama.tokenize(option.encode("utf-8"), add_bos=False, special=False)[0] for option in options]
+        return [float(logits[t] - log_total) for t in firsts]
+
 _models: dict[str, LocalModel] = {}
 _failed: dict[str, LocalModelError] = {}  # a model that cannot load is not re-hashed on every call
 _load_locks: dict[str, threading.Lock] = {name: threading.Lock() for name in LOCAL_MODELS}
