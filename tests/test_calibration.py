@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +56,11 @@ def test_constant_predictions_have_no_correlation_and_unmeasured_ones_are_counte
     assert cal.pearson is None and cal.spearman is None  # a constant predictor (the random control)
     assert cal.direction_right == 1  # only the measured 0 matches a predicted 0
     assert calibrate([]).worse_share is None
+
+
+def test_the_pooling_script_names_a_folder_that_is_not_an_experiment(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "bench" / "predictions.py"
+    out = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True,
+                         env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    assert out.returncode != 0
+    assert out.stderr.strip().splitlines()[-1] == f"{tmp_path}: not an experiment folder (no experiment.json); pass the folders of compare or the bench scripts"
