@@ -90,6 +90,11 @@ def pairs_of(material: list[tuple[str, str, list[tuple[str, float, str]]]], gap:
     return pool[:n]
 
 
+def pair_prompt(context: str, first, second) -> list[dict[str, str]]:
+    """The question put to a model judge: the digest, then harness A (first) and B (second)."""
+    return [{"role": "user", "content": f"{context}\n\nTwo candidate harnesses:\nA: {first[0]}\nB: {second[0]}\n\n{QUESTION}"}]
+
+
 def binomial_p(right: int, total: int, odds: int = 2) -> float:
     """P(at least `right` of `total` by guessing, where a guess is right with chance 1/odds: 1/2 for
     one question, 1/4 for a pair asked in both orders)."""
@@ -158,8 +163,7 @@ async def logprob_probe(args: argparse.Namespace, pairs) -> None:
         better, worse = (hi, lo) if hi[1] > lo[1] else (lo, hi)
         margins = []
         for first, second in ((better, worse), (worse, better)):
-            prompt = f"{context}\n\nTwo candidate harnesses:\nA: {first[0]}\nB: {second[0]}\n\n{QUESTION}"
-            lp_a, lp_b = await asyncio.to_thread(model.option_logprobs, [{"role": "user", "content": prompt}], ["A", "B"])
+            lp_a, lp_b = await asyncio.to_thread(model.option_logprobs, pair_prompt(context, first, second), ["A", "B"])
             margins.append(lp_a - lp_b)
         preference = margins[0] - margins[1]
         leans.append((margins[0] + margins[1]) / 2)
@@ -175,8 +179,7 @@ async def judge(gw: Gateway, args: argparse.Namespace, context: str, seed: str, 
     """The letter the judge names for "which of A (first) and B (second) scores higher"."""
     if args.model == "digest":
         return digest_heuristic(context, seed, first[2], second[2], args.task_shape)
-    prompt = f"{context}\n\nTwo candidate harnesses:\nA: {first[0]}\nB: {second[0]}\n\n{QUESTION}"
-    reply = await gw.chat(args.model, [{"role": "user", "content": prompt}],
+    reply = await gw.chat(args.model, pair_prompt(context, first, second),
                           ModelParams(temperature=args.temperature, max_tokens=2, seed=i))
     return reply.text.strip()[:1].upper()
 
@@ -185,11 +188,12 @@ def outcome(said: list[str], truth: list[str]) -> str:
     """right / wrong (in every order asked), position (one letter whatever the order), other."""
     if said == truth:
         return "right"
-    if all(s in "AB" and s and s != t for s, t in zip(said, truth)):
+    if all(s in ("A", "B") and s != t for s, t in zip(said, truth)):
         return "wrong"
     if len(said) == 2 and said[0] == said[1] and said[0] in ("A", "B"):
         return "position"
     return "other"
+
 
 if __name__ == "__main__":
     asyncio.run(main())

@@ -15,13 +15,14 @@ the correlations, the mean absolute error, and a calibration table by bins of th
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from collections import defaultdict
 from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+from harnessopt.comparison import experiment_spec  # noqa: E402
+from harnessopt.errors import UsageError  # noqa: E402
 from harnessopt.report.calibration import Calibration, PredictionPoint, calibrate  # noqa: E402
 from harnessopt.report.experiment_data import load_experiment  # noqa: E402
 
@@ -44,9 +45,10 @@ def main() -> None:
     points: dict[str, list[PredictionPoint]] = defaultdict(list)
     runs: dict[str, int] = defaultdict(int)
     for exp in args.experiments:
-        if not (exp / "experiment.json").is_file():
-            raise SystemExit(f"{exp}: not an experiment folder (no experiment.json); pass the folders of compare or the bench scripts")
-        policy = json.loads((exp / "experiment.json").read_text())["spec"].get("eval_policy") or "ladder"
+        try:
+            policy = experiment_spec(exp).eval_policy
+        except UsageError as exc:
+            raise SystemExit(f"{exc}; pass the folders of compare or the bench scripts") from None
         for arm in load_experiment(exp).arms:
             if arm.runs_finished and arm.calibration.proposals:
                 key = f"{arm.name} ({policy})"

@@ -63,4 +63,4 @@ def test_the_pooling_script_names_a_folder_that_is_not_an_experiment(tmp_path):
     out = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True,
                          env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
     assert out.returncode != 0
-    assert out.stderr.strip().splitlines()[-1] == f"{tmp_path}: not an experiment folder (no experiment.json); pass the folders of compare or the bench scripts"
+    assert out.stderr.strip().splitlines()[-1] == f"{tmp_path}: not an experiment directory (no experiment.json); pass the folders of compare or the bench scripts"

@@ -211,18 +211,20 @@ class LocalModel:
 
     def chat(self, messages: list[dict[str, Any]], params: ModelParams | None = None, *,
              response_format: dict[str, Any] | None = None) -> LocalResult:
-        text, stops = self.render_chat(messages)
-        if self._chat_formatter is not None:
-            # As llama-cpp-python's chat handler does: the template wrote any BOS itself and its
-            # special tokens (<|im_start|>) must parse as such.
-            prompt: str | list[int] = self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-        else:
-            prompt = text
+        prompt, stops = self._chat_prompt(messages)
         result = self._generate(prompt, params, response_format, stops)
         if constraint_of(response_format) is None:
             result.text = result.text.strip()
         return result
 
+    def _chat_prompt(self, messages: list[dict[str, Any]]) -> tuple[str | list[int], list[str]]:
+        """What a chat sends to llama.cpp, and its stop strings. With a GGUF template the tokens, as
+        llama-cpp-python's chat handler makes them: the template wrote any BOS itself and its special
+        tokens (<|im_start|>) must parse as such. Otherwise the text, which llama.cpp tokenizes with a BOS."""
+        text, stops = self.render_chat(messages)
+        if self._chat_formatter is not None:
+            return self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True), stops
+        return text, stops
 
     def option_logprobs(self, messages: list[dict[str, Any]], options: list[str]) -> list[float]:
         """Log-probability of each option's first token as the reply's first token (one forward pass,
@@ -230,20 +232,22 @@ class LocalModel:
         compared across both orders to take out a position bias."""
         import numpy as np
 
-        text, _ = self.render_chat(messages)
+        prompt, _ = self._chat_prompt(messages)
         with self._lock:
-            # tokenized as chat() sends it: a template wrote its own BOS, a plain prompt gets one
-            tokens = self.llama.tokenize(text.encode("utf-8"), add_bos=self._chat_formatter is None, special=True)
+            tokens = prompt if isinstance(prompt, list) else self.llama.tokenize(prompt.encode("utf-8"), special=True)
             if len(tokens) >= self.n_ctx:
                 raise LocalModelError(f"the prompt has {len(tokens)} tokens, over the context of {self.n_ctx}: shorten it")
             self.llama.reset()
             self.llama.eval(tokens)
+            # Without logits_all (which would cost memory on every call) llama-cpp-python keeps no
+            # scores after eval(); the context still holds the last position's logits.
             logits = np.array(np.ctypeslib.as_array(self.llama._ctx.get_logits(), shape=(self.llama.n_vocab(),)),
                               dtype=np.float64)
         top = logits.max()
         log_total = top + np.log(np.exp(logits - top).sum())
         firsts = [self.llama.tokenize(option.encode("utf-8"), add_bos=False, special=False)[0] for option in options]
         return [float(logits[t] - log_total) for t in firsts]
+
 
 _models: dict[str, LocalModel] = {}
 _failed: dict[str, LocalModelError] = {}  # a model that cannot load is not re-hashed on every call
